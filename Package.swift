@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-websockets",
+    products: [
+        .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
+        .executable(name: "wsbench", targets: ["wsbench"]),
+    ],
+    dependencies: [],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(
+            name: "CZlib", path: "CSources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CLibcrypto", path: "CSources/CLibcrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),
+
+        // The sans-I/O C engine: kernels, frame parser and writer, handshake helpers.
+        .target(
+            name: "CWebSocket",
+            dependencies: ["CZlib", "CLibcrypto"],
+            path: "CSources/CWebSocket"),
+
+        // Swift types over the engine; still no I/O.
+        .target(
+            name: "WebSocketFraming",
+            dependencies: ["CWebSocket"],
+            path: "Sources/WebSocketFraming"),
+
+        // The benchmark executable (the project's main job).
+        .executableTarget(
+            name: "wsbench",
+            dependencies: [
+                "CWebSocket", "WebSocketFraming",
+            ],
+            path: "Benchmarks/wsbench"),
+
+        .testTarget(
+            name: "CWebSocketTests",
+            dependencies: ["CWebSocket"]),
+        .testTarget(
+            name: "WebSocketFramingTests",
+            dependencies: ["WebSocketFraming", "CWebSocket"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

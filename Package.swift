@@ -7,7 +7,9 @@ let package = Package(
         .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
     ],
-    dependencies: [],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
     targets: [
         // System libraries, found through pkg-config.
         .systemLibrary(
@@ -34,6 +36,9 @@ let package = Package(
             name: "wsbench",
             dependencies: [
                 "CWebSocket", "WebSocketFraming",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             path: "Benchmarks/wsbench"),
 

@@ -2,10 +2,9 @@
  * at first use, from what the CPU and OS support; never from compile flags. */
 #include "internal.h"
 
-#include <stdatomic.h>
 
 /* -1 until detected. Relaxed atomics: every thread computes the same answer. */
-static _Atomic int active_isa = -1;
+_Atomic int cws_active_isa_ = -1;
 
 bool cws_isa_supported(cws_isa isa) {
     switch (isa) {
@@ -38,18 +37,17 @@ static cws_isa detect(void) {
     return CWS_ISA_SCALAR;
 }
 
-cws_isa cws_isa_active(void) {
-    int isa = atomic_load_explicit(&active_isa, memory_order_relaxed);
-    if (CWS_UNLIKELY(isa < 0)) {
-        isa = (int)detect();
-        atomic_store_explicit(&active_isa, isa, memory_order_relaxed);
-    }
+cws_isa cws_isa_detect_(void) {
+    int isa = (int)detect();
+    atomic_store_explicit(&cws_active_isa_, isa, memory_order_relaxed);
     return (cws_isa)isa;
 }
 
+cws_isa cws_isa_active(void) { return cws_isa_fast_(); }
+
 bool cws_isa_set(cws_isa isa) {
     if (!cws_isa_supported(isa)) return false;
-    atomic_store_explicit(&active_isa, (int)isa, memory_order_relaxed);
+    atomic_store_explicit(&cws_active_isa_, (int)isa, memory_order_relaxed);
     return true;
 }
 

@@ -18,4 +18,16 @@
 #define CWS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CWS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+#include <stdatomic.h>
+
+/* The kernels' dispatch reads the chosen path inline (a relaxed load and a predictable
+ * branch) instead of calling cws_isa_active: it matters for 16-byte payloads. */
+extern _Atomic int cws_active_isa_;
+cws_isa cws_isa_detect_(void);
+
+static inline cws_isa cws_isa_fast_(void) {
+    int isa = atomic_load_explicit(&cws_active_isa_, memory_order_relaxed);
+    return CWS_LIKELY(isa >= 0) ? (cws_isa)isa : cws_isa_detect_();
+}
+
 #endif

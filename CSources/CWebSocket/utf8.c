@@ -651,7 +651,7 @@ bool cws_utf8_feed_isa(cws_isa isa, cws_utf8 *s, const uint8_t *p, size_t len,
 }
 
 bool cws_utf8_feed(cws_utf8 *s, const uint8_t *p, size_t len, size_t *error_offset) {
-    return feed_on(cws_isa_active(), s, p, len, error_offset);
+    return feed_on(cws_isa_fast_(), s, p, len, error_offset);
 }
 
 bool cws_utf8_finish(const cws_utf8 *s) { return s->state == ACC; }

@@ -1,13 +1,14 @@
 /// Small helpers for the HTTP/1.1 field syntax the handshake needs (RFC 9110 §5.6).
 enum HTTPFields {
     /// Whether `c` is a `tchar`.
-    static func isTokenChar(_ c: UInt8) -> Bool {
+    @inline(__always)
+    static func isTokenChar(_ c: UInt8) -> Bool { tokenTable[Int(c)] }
+
+    /// `tchar` membership by byte: letters, digits and ``!#$%&'*+-.^_`|~``.
+    private static let tokenTable: [Bool] = (0..<256).map { c in
         switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(c)
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(UInt8(c))
         }
     }
 
@@ -28,15 +29,24 @@ enum HTTPFields {
     }
 
     /// The elements of a comma-separated list (`#element`), trimmed, empty ones dropped.
-    static func listElements(_ value: String) -> [Substring] {
+    static func listElements(_ value: Substring) -> [Substring] {
         value.split(separator: ",", omittingEmptySubsequences: false).map(trim).filter { !$0.isEmpty }
     }
 
     /// ASCII case-insensitive equality.
     static func equalsIgnoringCase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
-        let x = a.utf8, y = b.utf8
-        guard x.count == y.count else { return false }
-        return zip(x, y).allSatisfy { lower($0) == lower($1) }
+        equalsIgnoringCase(a.utf8, Array(b.utf8))
+    }
+
+    /// ASCII case-insensitive equality of UTF-8 bytes with lowercase-or-not `b`.
+    static func equalsIgnoringCase(_ a: some Collection<UInt8>, _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var i = 0
+        for c in a {
+            if lower(c) != lower(b[i]) { return false }
+            i += 1
+        }
+        return true
     }
 
     static func lower(_ c: UInt8) -> UInt8 {

@@ -42,23 +42,16 @@ public enum Handshake {
         }
     }
 
-    /// All values of the header `name` (case-insensitive), in order.
-    static func values(_ name: String, in headers: [(name: String, value: String)]) -> [String] {
-        headers.lazy.filter { HTTPFields.equalsIgnoringCase($0.name, name) }.map {
-            String(HTTPFields.trim(Substring($0.value)))
-        }
-    }
-
     /// Whether any of the header's comma-separated elements equals `token`, ignoring case.
-    static func listContains(_ values: [String], _ token: String) -> Bool {
+    static func listContains(_ values: [Substring], _ token: String) -> Bool {
         values.contains { v in HTTPFields.listElements(v).contains { HTTPFields.equalsIgnoringCase($0, token) } }
     }
 
     /// Parses a `Sec-WebSocket-Protocol` list (tokens); nil when malformed.
-    public static func parseProtocols(_ values: [String]) -> [String]? {
+    public static func parseProtocols(_ values: [some StringProtocol]) -> [String]? {
         var out: [String] = []
         for v in values {
-            for element in HTTPFields.listElements(v) {
+            for element in HTTPFields.listElements(Substring(v)) {
                 guard HTTPFields.isToken(element.utf8) else { return nil }
                 out.append(String(element))
             }
@@ -82,40 +75,40 @@ public enum Handshake {
         for h in headers where !HTTPFields.isSafeValue(h.value) || !HTTPFields.isToken(Substring(h.name).utf8) {
             throw .init(status: 400, reason: "malformed header field")
         }
-        let hosts = values("Host", in: headers)
+        let fields = HandshakeFields(headers)
+        let hosts = fields[.host]
         guard hosts.count == 1, !hosts[0].isEmpty else {
             throw .init(status: 400, reason: "exactly one Host header is required")
         }
-        guard listContains(values("Upgrade", in: headers), "websocket") else {
+        guard listContains(fields[.upgrade], "websocket") else {
             throw .init(status: 400, reason: "missing Upgrade: websocket")
         }
-        guard listContains(values("Connection", in: headers), "upgrade") else {
+        guard listContains(fields[.connection], "upgrade") else {
             throw .init(status: 400, reason: "missing Connection: Upgrade")
         }
         // A body on an upgrade request is how request smuggling starts: refuse it.
-        let lengths = values("Content-Length", in: headers)
-        guard values("Transfer-Encoding", in: headers).isEmpty, lengths.allSatisfy({ $0 == "0" }) else {
+        let lengths = fields[.contentLength]
+        guard fields[.transferEncoding].isEmpty, lengths.allSatisfy({ $0 == "0" }) else {
             throw .init(status: 400, reason: "an upgrade request must not have a body")
         }
-        let versions = values("Sec-WebSocket-Version", in: headers)
-        guard versions == [Self.version] else {
+        let versions = fields[.version]
+        guard versions.count == 1, versions[0] == Self.version else {
             throw .init(
                 status: 426, reason: "unsupported WebSocket version (this server speaks 13)",
                 headers: [("Sec-WebSocket-Version", Self.version)])
         }
-        let keys = values("Sec-WebSocket-Key", in: headers)
+        let keys = fields[.key]
         guard keys.count == 1, isValidKey(keys[0]) else {
             throw .init(status: 400, reason: "missing or invalid Sec-WebSocket-Key")
         }
-        guard let protocols = parseProtocols(values("Sec-WebSocket-Protocol", in: headers)) else {
+        guard let protocols = parseProtocols(fields[.protocols]) else {
             throw .init(status: 400, reason: "malformed Sec-WebSocket-Protocol")
         }
-        let extensionValues = values("Sec-WebSocket-Extensions", in: headers)
-        guard let extensions = ExtensionOffer.parseList(extensionValues.joined(separator: ",")) else {
+        guard let extensions = ExtensionOffer.parseList(fields[.extensions].joined(separator: ",")) else {
             throw .init(status: 400, reason: "malformed Sec-WebSocket-Extensions")
         }
         return UpgradeRequest(
-            key: keys[0], host: hosts[0], origin: values("Origin", in: headers).first,
+            key: String(keys[0]), host: String(hosts[0]), origin: fields[.origin].first.map(String.init),
             protocols: protocols, extensions: extensions)
     }
 
@@ -126,20 +119,21 @@ public enum Handshake {
         offeredProtocols: [String], offeredExtensions: [String]
     ) throws(HandshakeError) -> (protocol: String?, extensions: [ExtensionOffer]) {
         guard status == 101 else { throw .init(status: status, reason: "server answered \(status), not 101") }
-        guard listContains(values("Upgrade", in: headers), "websocket") else {
+        let fields = HandshakeFields(headers)
+        guard listContains(fields[.upgrade], "websocket") else {
             throw .init(status: status, reason: "response lacks Upgrade: websocket")
         }
-        guard listContains(values("Connection", in: headers), "upgrade") else {
+        guard listContains(fields[.connection], "upgrade") else {
             throw .init(status: status, reason: "response lacks Connection: Upgrade")
         }
-        guard values("Sec-WebSocket-Accept", in: headers) == [acceptKey(for: key)] else {
+        guard fields[.accept].count == 1, fields[.accept][0] == acceptKey(for: key) else {
             throw .init(status: status, reason: "wrong Sec-WebSocket-Accept")
         }
-        let chosen = values("Sec-WebSocket-Protocol", in: headers)
+        let chosen = fields[.protocols].map(String.init)
         guard chosen.count <= 1, chosen.allSatisfy(offeredProtocols.contains) else {
             throw .init(status: status, reason: "server chose a subprotocol we did not offer")
         }
-        guard let extensions = ExtensionOffer.parseList(values("Sec-WebSocket-Extensions", in: headers).joined(separator: ",")),
+        guard let extensions = ExtensionOffer.parseList(fields[.extensions].joined(separator: ",")),
             extensions.allSatisfy({ offeredExtensions.contains($0.name) })
         else {
             throw .init(status: status, reason: "server chose an extension we did not offer")

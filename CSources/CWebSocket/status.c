@@ -20,6 +20,7 @@ uint16_t cws_status_close_code(cws_status s) {
         return 1002;
     case CWS_ERR_INVALID_UTF8:
     case CWS_ERR_CLOSE_REASON_UTF8:
+    case CWS_ERR_COMPRESSED_DATA:
         return 1007;
     case CWS_ERR_FRAME_TOO_BIG:
     case CWS_ERR_MESSAGE_TOO_BIG:
@@ -52,6 +53,8 @@ const char *cws_status_message(cws_status s) {
     case CWS_ERR_BUFFER_TOO_SMALL: return "output buffer too small";
     case CWS_ERR_CRYPTO: return "libcrypto call failed";
     case CWS_ERR_HANDSHAKE: return "malformed handshake value";
+    case CWS_ERR_COMPRESSED_DATA: return "corrupt compressed data";
+    case CWS_ERR_ZLIB: return "zlib failed";
     }
     return "unknown status";
 }

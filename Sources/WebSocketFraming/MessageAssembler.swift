@@ -34,11 +34,13 @@ public struct MessageAssembler: Sendable {
     }
 
     /// Adds message bytes (for example inflated ones); returns the message they
-    /// complete, if any.
+    /// complete, if any. `validatesUTF8` overrides the assembler's setting for this
+    /// message (for readers that validate some messages earlier and others here).
     public mutating func append(
         _ bytes: UnsafeRawBufferPointer, messageOpcode: Opcode, isMessageStart: Bool,
-        isMessageEnd: Bool
+        isMessageEnd: Bool, validatesUTF8: Bool? = nil
     ) throws(FramingError) -> Message? {
+        let validates = validatesUTF8 ?? self.validatesUTF8
         if isMessageStart {
             opcode = messageOpcode
             buffer.removeAll(keepingCapacity: true)
@@ -46,7 +48,7 @@ public struct MessageAssembler: Sendable {
         }
         guard let opcode else { throw FramingError(CWS_ERR_UNEXPECTED_CONTINUATION) }
         if bytes.count > maxMessageSize - buffer.count { throw .messageTooBig }
-        if opcode == .text && validatesUTF8 && bytes.count > 0 {
+        if opcode == .text && validates && bytes.count > 0 {
             let ok = cws_utf8_feed(&utf8, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count, nil)
             if !ok { throw .invalidUTF8 }
         }
@@ -57,7 +59,7 @@ public struct MessageAssembler: Sendable {
         let bytes = buffer
         buffer = []
         if opcode == .text {
-            if validatesUTF8 && !cws_utf8_finish(&utf8) { throw .invalidUTF8 }
+            if validates && !cws_utf8_finish(&utf8) { throw .invalidUTF8 }
             return .text(String(decoding: bytes, as: UTF8.self))
         }
         return .binary(bytes)

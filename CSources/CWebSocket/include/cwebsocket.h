@@ -48,10 +48,13 @@ typedef enum cws_status {
     CWS_ERR_BUFFER_TOO_SMALL = 18,    /**< output buffer too small */
     CWS_ERR_CRYPTO = 19,              /**< libcrypto failed (no entropy, no digest) */
     CWS_ERR_HANDSHAKE = 20,           /**< malformed handshake value */
+    /* permessage-deflate */
+    CWS_ERR_COMPRESSED_DATA = 21,     /**< corrupt deflate data from the peer (1007) */
+    CWS_ERR_ZLIB = 22,                /**< zlib failed (out of memory, bad settings) (1011) */
 } cws_status;
 
 /** The close code an endpoint sends for status s: 1002, 1007, 1009, or 1011 for
- *  caller errors; 1000 for CWS_OK. */
+ *  caller and zlib errors; 1000 for CWS_OK. */
 uint16_t cws_status_close_code(cws_status s);
 
 /** A short, static, human-readable description of s. */
@@ -280,6 +283,68 @@ cws_status cws_write_frame(cws_writer *w, uint8_t *out, size_t capacity, uint8_t
 cws_status cws_write_close_payload(uint8_t out[CWS_MAX_CONTROL_PAYLOAD], uint16_t code,
                                    const uint8_t *reason, size_t reason_len,
                                    size_t *written);
+
+/* ------------------------------------------------------------------------ */
+/* permessage-deflate (RFC 7692), through zlib                               */
+/* ------------------------------------------------------------------------ */
+
+/** A message compressor: raw deflate, each message ending in a sync flush whose
+ *  trailing 00 00 FF FF is stripped. Opaque; zlib owns its memory, measured at about
+ *  (1 << (window_bits + 2)) + (1 << (mem_level + 9)) + 6 KiB. */
+typedef struct cws_deflater cws_deflater;
+
+/** Creates a compressor. level 0-9 (zlib levels), mem_level 1-9, window_bits 9-15
+ *  (zlib cannot compress raw deflate with an 8-bit window: a peer that asks for 8 gets
+ *  uncompressed messages instead, which RFC 7692 allows). no_context_takeover resets
+ *  the window after every message, so one compressor can serve many connections in
+ *  turn. Returns CWS_ERR_INVALID_ARGUMENT for out-of-range settings, CWS_ERR_ZLIB when
+ *  zlib cannot allocate. */
+cws_status cws_deflater_new(cws_deflater **out, int level, int mem_level, int window_bits,
+                            bool no_context_takeover);
+
+/** Frees a compressor (NULL is fine). */
+void cws_deflater_free(cws_deflater *d);
+
+/** Output capacity that cws_deflate needs for a part of len bytes. */
+size_t cws_deflate_bound(const cws_deflater *d, size_t len);
+
+/** Compresses the next part of a message (a whole message is one final part) into out,
+ *  which must hold cws_deflate_bound(d, len) bytes; every part ends in a sync flush, so
+ *  its output is complete. The final part's trailing 00 00 FF FF is stripped (RFC 7692
+ *  7.2.1), and the window is reset afterwards when no_context_takeover is set. Stores
+ *  the output length in *written (at least 1 byte for a final part). */
+cws_status cws_deflate(cws_deflater *d, const uint8_t *in, size_t len, bool final,
+                       uint8_t *out, size_t capacity, size_t *written);
+
+/** A message decompressor with a hard limit on each message's inflated size.
+ *  Opaque; zlib owns its memory, measured at about (1 << window_bits) + 7 KiB. */
+typedef struct cws_inflater cws_inflater;
+
+/** Creates a decompressor for a peer compressing with window_bits 8-15 (the window the
+ *  peer agreed not to exceed). no_context_takeover resets the window after every
+ *  message. Messages that inflate past max_message_size fail with
+ *  CWS_ERR_MESSAGE_TOO_BIG as soon as one byte too many is produced. */
+cws_status cws_inflater_new(cws_inflater **out, int window_bits, bool no_context_takeover,
+                            uint64_t max_message_size);
+
+/** Frees a decompressor (NULL is fine). */
+void cws_inflater_free(cws_inflater *f);
+
+/** Inflates the next part of a compressed message (the payload of each of its frames,
+ *  as it arrives) into out (capacity bytes). Stores the input bytes used in *consumed
+ *  and the output produced in *written; call again with the rest of the input (or,
+ *  when all input was used but *done is false and *written == capacity, with len 0) to
+ *  continue. final marks the message's last part: after its input the 00 00 FF FF tail
+ *  is fed, and *done is set once the whole message has come out. A block with BFINAL
+ *  ends the peer's stream: the rest of that message is ignored and the next message
+ *  starts a new stream (keeping the window with context takeover). Corrupt data fails
+ *  with CWS_ERR_COMPRESSED_DATA (1007); errors are sticky. */
+cws_status cws_inflate(cws_inflater *f, const uint8_t *in, size_t len, bool final,
+                       uint8_t *out, size_t capacity, size_t *consumed, size_t *written,
+                       bool *done);
+
+/** Changes the per-message limit (takes effect for the next message). */
+void cws_inflater_set_max_message_size(cws_inflater *f, uint64_t max_message_size);
 
 /* ------------------------------------------------------------------------ */
 /* Handshake helpers (libcrypto)                                             */

@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "wsbench",
             dependencies: [
-                "CWebSocket", "WebSocketFraming",
+                "CWebSocket", "CZlib", "WebSocketFraming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

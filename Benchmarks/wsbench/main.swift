@@ -77,6 +77,8 @@ let options = parseOptions()
 /// Groups build their inputs lazily, so --list and --filter stay cheap.
 let groups: [(name: String, cases: () -> [Case])] = [
     ("mask", maskCases), ("utf8", utf8Cases), ("parse", parseCases), ("write", writeCases),
+    ("deflate", { deflateCases().filter { $0.group == "deflate" } }),
+    ("inflate", { deflateCases().filter { $0.group == "inflate" } }),
     ("handshake", handshakeCases),
 ]
 

@@ -12,17 +12,41 @@
 
 static const uint8_t sync_tail[4] = {0x00, 0x00, 0xFF, 0xFF};
 
+/* zlib allocates through these so each stream knows its own footprint. */
+typedef struct {
+    size_t bytes;
+} zmem;
+
+static voidpf zmem_alloc(voidpf opaque, uInt items, uInt size) {
+    size_t n = (size_t)items * size;
+    size_t *p = malloc(n + sizeof(size_t) * 2); /* two words keep 16-byte alignment */
+    if (!p) return Z_NULL;
+    p[0] = n;
+    ((zmem *)opaque)->bytes += n;
+    return p + 2;
+}
+
+static void zmem_free(voidpf opaque, voidpf address) {
+    if (!address) return;
+    size_t *p = (size_t *)address - 2;
+    ((zmem *)opaque)->bytes -= p[0];
+    free(p);
+}
+
 struct cws_deflater {
     z_stream zs;
+    zmem mem;
     bool no_context_takeover;
 };
 
 struct cws_inflater {
     z_stream zs;
+    zmem mem;
     bool no_context_takeover;
     uint8_t tail_fed;      /* bytes of sync_tail fed for the current message */
     uint8_t status;        /* sticky error */
     bool stream_ended;     /* the peer set BFINAL: ignore the rest of this message's tail */
+    bool pending;          /* the last call filled the output: zlib may hold more */
     uint64_t max_message;  /* limit for the message in progress */
     uint64_t next_max;     /* limit for messages after it */
     uint64_t produced;     /* inflated bytes of the message in progress */
@@ -41,6 +65,9 @@ cws_status cws_deflater_new(cws_deflater **out, int level, int mem_level, int wi
         return CWS_ERR_INVALID_ARGUMENT;
     cws_deflater *d = calloc(1, sizeof *d);
     if (!d) return CWS_ERR_ZLIB;
+    d->zs.zalloc = zmem_alloc;
+    d->zs.zfree = zmem_free;
+    d->zs.opaque = &d->mem;
     /* Negative window bits: raw deflate, no zlib header or checksum. */
     if (deflateInit2(&d->zs, level, Z_DEFLATED, -window_bits, mem_level, Z_DEFAULT_STRATEGY) !=
         Z_OK) {
@@ -57,6 +84,25 @@ void cws_deflater_free(cws_deflater *d) {
     deflateEnd(&d->zs);
     free(d);
 }
+
+cws_status cws_deflater_reset(cws_deflater *d) {
+    return deflateReset(&d->zs) == Z_OK ? CWS_OK : CWS_ERR_ZLIB;
+}
+
+cws_status cws_inflater_reset(cws_inflater *f) {
+    if (inflateReset(&f->zs) != Z_OK) return CWS_ERR_ZLIB;
+    f->tail_fed = 0;
+    f->status = 0;
+    f->stream_ended = false;
+    f->pending = false;
+    f->produced = 0;
+    f->max_message = f->next_max;
+    return CWS_OK;
+}
+
+size_t cws_deflater_memory(const cws_deflater *d) { return sizeof *d + d->mem.bytes; }
+
+size_t cws_inflater_memory(const cws_inflater *f) { return sizeof *f + f->mem.bytes; }
 
 size_t cws_deflate_bound(const cws_deflater *d, size_t len) {
     /* deflateBound covers a whole stream ended by Z_FINISH; a sync flush adds an empty
@@ -112,6 +158,9 @@ cws_status cws_inflater_new(cws_inflater **out, int window_bits, bool no_context
     if (window_bits < 8 || window_bits > 15) return CWS_ERR_INVALID_ARGUMENT;
     cws_inflater *f = calloc(1, sizeof *f);
     if (!f) return CWS_ERR_ZLIB;
+    f->zs.zalloc = zmem_alloc;
+    f->zs.zfree = zmem_free;
+    f->zs.opaque = &f->mem;
     if (inflateInit2(&f->zs, -window_bits) != Z_OK) {
         free(f);
         return CWS_ERR_ZLIB;
@@ -150,11 +199,10 @@ static cws_status restart_stream(cws_inflater *f) {
     return CWS_OK;
 }
 
-/* Runs inflate until it stops making progress (input used up, output full, or the
- * stream ended); also drains output left pending by an earlier full buffer. Maps zlib's
- * answers to ours. */
+/* Runs inflate while it has both input and room; with no input it runs once, to drain
+ * output left pending by an earlier full buffer. Maps zlib's answers to ours. */
 static cws_status run_inflate(cws_inflater *f) {
-    while (f->zs.avail_out > 0 && !f->stream_ended) {
+    do {
         uInt in_before = f->zs.avail_in, out_before = f->zs.avail_out;
         int rc = inflate(&f->zs, Z_SYNC_FLUSH);
         if (rc == Z_STREAM_END) {
@@ -165,7 +213,7 @@ static cws_status run_inflate(cws_inflater *f) {
         if (rc == Z_MEM_ERROR) return CWS_ERR_ZLIB;
         if (rc != Z_OK) return CWS_ERR_COMPRESSED_DATA; /* data error, need dict, bad state */
         if (f->zs.avail_in == in_before && f->zs.avail_out == out_before) break;
-    }
+    } while (f->zs.avail_in > 0 && f->zs.avail_out > 0);
     return CWS_OK;
 }
 
@@ -190,7 +238,8 @@ cws_status cws_inflate(cws_inflater *f, const uint8_t *in, size_t len, bool fina
     size_t used = 0;
     zs->next_in = NULL;
     zs->avail_in = 0;
-    cws_status s = run_inflate(f); /* output still pending from the last call comes first */
+    cws_status s = CWS_OK;
+    if (f->pending && !f->stream_ended) s = run_inflate(f); /* output held back last time comes first */
     while (s == CWS_OK && used < len && zs->avail_out > 0 && !f->stream_ended) {
         size_t slice = len - used > (1u << 30) ? (1u << 30) : len - used;
         zs->next_in = (Bytef *)(uintptr_t)(in + used);
@@ -203,17 +252,17 @@ cws_status cws_inflate(cws_inflater *f, const uint8_t *in, size_t len, bool fina
      * (RFC 7692's example 7.2.3.4 ends with such a byte) we skip them. */
     if (s == CWS_OK && f->stream_ended) used = len;
     if (s == CWS_OK && final && used == len && !f->stream_ended) {
-        while (f->tail_fed < 4 && zs->avail_out > 0) {
+        if (f->tail_fed < 4 && zs->avail_out > 0) {
             zs->next_in = (Bytef *)(uintptr_t)(sync_tail + f->tail_fed);
             zs->avail_in = (uInt)(4 - f->tail_fed);
             s = run_inflate(f);
             f->tail_fed = (uint8_t)(4 - zs->avail_in);
-            if (s != CWS_OK || f->stream_ended || zs->avail_in > 0) break;
         }
     }
     zs->next_in = NULL;
     zs->avail_in = 0;
     size_t n = (size_t)(zs->next_out - out);
+    f->pending = zs->avail_out == 0;
     f->produced += n;
     *consumed = used;
     *written = n;

@@ -18,7 +18,7 @@ public enum WebSocketEvent: Hashable, Sendable {
 ///
 /// Memory: the parser (~200 B), the message being assembled (at most
 /// `maxMessageSize`), and with compression a zlib inflater (window plus 7 KiB, plus a
-/// 16 KiB output buffer) that is owned, or borrowed from a pool per message when the
+/// 64 KiB output buffer) that is owned, or borrowed from a pool per message when the
 /// peer does not take context over.
 public final class MessageReader {
     private let parser: FrameParser

@@ -1,6 +1,12 @@
 import CWebSocket
 
 /// How this end compresses what it sends (the window comes from negotiation).
+///
+/// Measured here with context takeover (chat JSON): level 1 compresses 125-byte
+/// messages in 1.9 us to 23% and 1 KiB ones in 8 us to 18%; level 6 takes 3.3 us and
+/// 23 us for 18% and 14%. Level 1 is the default because latency matters more than the
+/// last bytes. Every message costs zlib about 1 us however short (the sync flush), so
+/// below 64 bytes, where it saves under ~40 bytes, messages go out uncompressed.
 public struct DeflateSettings: Hashable, Sendable {
     /// zlib level 0-9: 1 is fastest, 9 smallest.
     public var level: Int
@@ -11,7 +17,7 @@ public struct DeflateSettings: Hashable, Sendable {
     public var threshold: Int
 
     /// Creates settings.
-    public init(level: Int = 6, memLevel: Int = 8, threshold: Int = 64) {
+    public init(level: Int = 1, memLevel: Int = 8, threshold: Int = 64) {
         self.level = level
         self.memLevel = memLevel
         self.threshold = threshold

@@ -272,4 +272,24 @@ import Testing
         // Idle connections hold nothing: both decompressors went back to the pool.
         #expect(pool.idleCount.inflaters == 2)
     }
+
+    // MARK: Memory
+
+    @Test func zlibMemoryPerModeMatchesTheDocumentedFigures() throws {
+        // Compressor: (1 << (windowBits + 2)) + (1 << (memLevel + 9)) plus ~6 KiB of state.
+        for (bits, mem) in [(15, 8), (12, 5), (9, 1)] {
+            let d = try MessageDeflater(memLevel: mem, windowBits: bits)
+            _ = try d.compress(Array("warm up".utf8))
+            let formula = (1 << (bits + 2)) + (1 << (mem + 9))
+            #expect(d.zlibMemory >= formula && d.zlibMemory <= formula + 8 << 10, "deflate \(bits)/\(mem): \(d.zlibMemory)")
+        }
+        // Decompressor: the window (1 << windowBits) plus ~7 KiB, allocated at first use.
+        for bits in [15, 12, 8] {
+            let f = try MessageInflater(windowBits: bits)
+            let idle = f.zlibMemory
+            _ = try f.inflate(try MessageDeflater(windowBits: max(bits, 9)).compress(Array("warm up".utf8)))
+            #expect(idle <= 8 << 10, "inflate \(bits) before use: \(idle)")
+            #expect(f.zlibMemory >= 1 << bits && f.zlibMemory <= (1 << bits) + 8 << 10, "inflate \(bits): \(f.zlibMemory)")
+        }
+    }
 }

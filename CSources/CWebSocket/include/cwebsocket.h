@@ -305,6 +305,12 @@ cws_status cws_deflater_new(cws_deflater **out, int level, int mem_level, int wi
 /** Frees a compressor (NULL is fine). */
 void cws_deflater_free(cws_deflater *d);
 
+/** Starts a new stream: forgets the window (as without context takeover). */
+cws_status cws_deflater_reset(cws_deflater *d);
+
+/** Bytes the compressor holds now: its struct and everything zlib allocated for it. */
+size_t cws_deflater_memory(const cws_deflater *d);
+
 /** Output capacity that cws_deflate needs for a part of len bytes. */
 size_t cws_deflate_bound(const cws_deflater *d, size_t len);
 
@@ -342,6 +348,13 @@ void cws_inflater_free(cws_inflater *f);
 cws_status cws_inflate(cws_inflater *f, const uint8_t *in, size_t len, bool final,
                        uint8_t *out, size_t capacity, size_t *consumed, size_t *written,
                        bool *done);
+
+/** Starts a new stream: forgets the window, any message in progress and any error. */
+cws_status cws_inflater_reset(cws_inflater *f);
+
+/** Bytes the decompressor holds now: its struct and everything zlib allocated for it
+ *  (zlib allocates the window at the first message, not at creation). */
+size_t cws_inflater_memory(const cws_inflater *f);
 
 /** Changes the per-message limit (takes effect for the next message). */
 void cws_inflater_set_max_message_size(cws_inflater *f, uint64_t max_message_size);

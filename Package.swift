@@ -4,11 +4,14 @@ import PackageDescription
 let package = Package(
     name: "swift-websockets",
     products: [
+        .library(name: "WebSockets", targets: ["WebSockets"]),
         .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -31,6 +34,20 @@ let package = Package(
             dependencies: ["CWebSocket"],
             path: "Sources/WebSocketFraming"),
 
+        // Connections on SwiftNIO: client, server, TLS, browser and async APIs.
+        .target(
+            name: "WebSockets",
+            dependencies: [
+                "WebSocketFraming",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/WebSockets"),
+
         // The benchmark executable (the project's main job).
         .executableTarget(
             name: "wsbench",
@@ -48,6 +65,15 @@ let package = Package(
         .testTarget(
             name: "WebSocketFramingTests",
             dependencies: ["WebSocketFraming", "CWebSocket"]),
+        .testTarget(
+            name: "WebSocketsTests",
+            dependencies: [
+                "WebSockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -43,30 +43,31 @@ public final class FrameWriter {
         return written
     }
 
-    /// Appends one frame to `buffer`.
+    /// Appends one frame to `sink` (a byte array, a NIO buffer).
+    public func write(
+        opcode: Opcode, fin: Bool = true, rsv: UInt8 = 0, payload: UnsafeRawBufferPointer,
+        into sink: inout some FrameSink
+    ) throws(FramingError) {
+        try sink.appendFrame(capacity: frameSize(payloadLength: payload.count)) { (out) throws(FramingError) in
+            try self.write(opcode: opcode, fin: fin, rsv: rsv, payload: payload, into: out)
+        }
+    }
+
+    /// Appends one frame to `sink`, with the payload from any byte collection.
     public func write(
         opcode: Opcode, fin: Bool = true, rsv: UInt8 = 0, payload: some Collection<UInt8>,
-        into buffer: inout [UInt8]
+        into sink: inout some FrameSink
     ) throws(FramingError) {
-        let size = frameSize(payloadLength: payload.count)
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: size))
-        let result: Result<Int, FramingError> = buffer.withUnsafeMutableBytes { out in
-            let out = UnsafeMutableRawBufferPointer(rebasing: out[start...])
-            let body = { (p: UnsafeRawBufferPointer) -> Result<Int, FramingError> in
-                do throws(FramingError) {
-                    return .success(try self.write(opcode: opcode, fin: fin, rsv: rsv, payload: p, into: out))
-                } catch { return .failure(error) }
-            }
-            if let r = payload.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
-                return r
-            }
-            return Array(payload).withUnsafeBytes(body)
+        if let r = payload.withContiguousStorageIfAvailable({ p -> FramingError? in
+            do throws(FramingError) {
+                try write(opcode: opcode, fin: fin, rsv: rsv, payload: UnsafeRawBufferPointer(p), into: &sink)
+                return nil
+            } catch { return error }
+        }) {
+            if let r { throw r }
+            return
         }
-        if case .failure(let error) = result {
-            buffer.removeLast(size)
-            throw error
-        }
+        try write(opcode: opcode, fin: fin, rsv: rsv, payload: Array(payload), into: &sink)
     }
 
     /// Returns one frame as bytes.

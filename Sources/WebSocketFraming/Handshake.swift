@@ -42,6 +42,9 @@ public enum Handshake {
         }
     }
 
+    /// Whether `s` is an HTTP token (the syntax of subprotocol names).
+    public static func isToken(_ s: String) -> Bool { HTTPFields.isToken(Substring(s).utf8) }
+
     /// Whether any of the header's comma-separated elements equals `token`, ignoring case.
     static func listContains(_ values: [Substring], _ token: String) -> Bool {
         values.contains { v in HTTPFields.listElements(v).contains { HTTPFields.equalsIgnoringCase($0, token) } }

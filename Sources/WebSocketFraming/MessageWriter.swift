@@ -59,7 +59,7 @@ public final class MessageWriter {
 
     /// Appends the frames of a message to `output`: one frame, or fragments of at most
     /// `fragmentSize` payload bytes each.
-    public func write(_ message: Message, fragmentSize: Int = .max, into output: inout [UInt8]) throws(FramingError) {
+    public func write(_ message: Message, fragmentSize: Int = .max, into output: inout some FrameSink) throws(FramingError) {
         switch message {
         case .text(var s):
             var failure: FramingError?
@@ -80,7 +80,7 @@ public final class MessageWriter {
     }
 
     /// Appends the frames of a text or binary message with the given payload.
-    public func write(opcode: Opcode, payload: UnsafeRawBufferPointer, fragmentSize: Int = .max, into output: inout [UInt8]) throws(FramingError) {
+    public func write(opcode: Opcode, payload: UnsafeRawBufferPointer, fragmentSize: Int = .max, into output: inout some FrameSink) throws(FramingError) {
         precondition(opcode == .text || opcode == .binary, "messages are text or binary")
         precondition(fragmentSize > 0, "fragments need at least one byte")
         guard let bits = deflateWindowBits, payload.count >= settings.threshold else {
@@ -100,17 +100,17 @@ public final class MessageWriter {
     }
 
     /// Appends a ping, pong or close frame (payload at most 125 bytes; never compressed).
-    public func writeControl(_ opcode: Opcode, payload: some Collection<UInt8> = [], into output: inout [UInt8]) throws(FramingError) {
+    public func writeControl(_ opcode: Opcode, payload: some Collection<UInt8> = [], into output: inout some FrameSink) throws(FramingError) {
         precondition(opcode.isControl, "control opcodes only")
         try frames.write(opcode: opcode, payload: payload, into: &output)
     }
 
     /// Appends a close frame with a code and reason.
-    public func writeClose(code: CloseCode, reason: String = "", into output: inout [UInt8]) throws(FramingError) {
+    public func writeClose(code: CloseCode, reason: String = "", into output: inout some FrameSink) throws(FramingError) {
         try frames.write(opcode: .close, payload: ClosePayload.encode(code: code, reason: reason), into: &output)
     }
 
-    private func fragments(opcode: Opcode, rsv: UInt8, payload: UnsafeRawBufferPointer, fragmentSize: Int, into output: inout [UInt8]) throws(FramingError) {
+    private func fragments(opcode: Opcode, rsv: UInt8, payload: UnsafeRawBufferPointer, fragmentSize: Int, into output: inout some FrameSink) throws(FramingError) {
         var offset = 0
         repeat {
             let n = min(fragmentSize, payload.count - offset)

@@ -1,0 +1,187 @@
+import NIOCore
+import NIOHTTP1
+import WebSocketFraming
+
+/// The first handler of every server connection: answers plain HTTP requests through
+/// the user's handler and upgrades valid WebSocket requests, after the origin check,
+/// the authentication hook, subprotocol selection and permessage-deflate negotiation.
+/// A client that does not finish a request within the handshake timeout is dropped.
+final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: WebSocketServer
+    private let config: ServerConfiguration
+    private let decoder: RemovableChannelHandler
+    private let encoder: RemovableChannelHandler
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    private var timer: Scheduled<Void>?
+    private var upgraded = false
+
+    init(server: WebSocketServer, config: ServerConfiguration, decoder: RemovableChannelHandler, encoder: RemovableChannelHandler) {
+        self.server = server
+        self.config = config
+        self.decoder = decoder
+        self.encoder = encoder
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { armTimer(context) }
+
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
+
+    /// Drops the connection unless a request completes in time (slowloris, idle keep-alive).
+    private func armTimer(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        let channel = context.channel
+        let timeout = config.handshakeTimeout
+        let logger = config.connection.logger
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            logger.debug("dropping a connection that did not finish a request within \(timeout)")
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !upgraded else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+            tooLarge = false
+        case .body(var chunk):
+            if body.count + chunk.readableBytes > config.maxRequestBodySize {
+                tooLarge = true
+            } else {
+                body += chunk.readBytes(length: chunk.readableBytes) ?? []
+            }
+        case .end:
+            guard let h = head else { return }
+            head = nil
+            if tooLarge {
+                return respond(context, HTTPResponse.text("request body too large\n", status: 413), keepAlive: false)
+            }
+            let request = HTTPRequest(
+                method: h.method.rawValue, uri: h.uri, version: (Int(h.version.major), Int(h.version.minor)),
+                headers: h.headers.map { ($0.name, $0.value) }, body: body,
+                remoteAddress: context.channel.remoteAddress?.description)
+            body = []
+            if isUpgrade(h) {
+                upgrade(context, request)
+            } else {
+                let response = server.httpResponse(for: request)
+                respond(context, response, keepAlive: h.isKeepAlive)
+                armTimer(context)
+            }
+        }
+    }
+
+    private func isUpgrade(_ h: HTTPRequestHead) -> Bool {
+        h.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+    }
+
+    // MARK: Upgrade
+
+    private func upgrade(_ context: ChannelHandlerContext, _ request: HTTPRequest) {
+        if config.acceptsLegacyDraft76, request.header("Sec-WebSocket-Key1") != nil, request.header("Sec-WebSocket-Key2") != nil {
+            return upgradeDraft76(context, request)
+        }
+        let valid: UpgradeRequest
+        do {
+            valid = try Handshake.validateUpgradeRequest(method: request.method, version: request.version, headers: request.headers)
+        } catch {
+            return respond(context, HTTPResponse(status: error.status, headers: error.headers, body: Array((error.reason + "\n").utf8)), keepAlive: false)
+        }
+        if let refusal = server.refusal(for: request, origin: valid.origin) {
+            return respond(context, refusal, keepAlive: false)
+        }
+        let chosenProtocol = server.selectProtocol(valid.protocols, request)
+        let deflate = PerMessageDeflate.negotiate(offers: valid.extensions, policy: config.deflate)
+        let extensions = deflate.map { [$0.responseExtension] } ?? []
+        var headers = HTTPHeaders()
+        for (name, value) in Handshake.acceptHeaders(for: valid, protocol: chosenProtocol, extensions: extensions) {
+            headers.add(name: name, value: value)
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+
+        let socket = WebSocket(url: request.uri, eventLoop: context.eventLoop, configuration: config.connection)
+        let handler = WebSocketHandler(
+            socket: socket, role: .server, deflate: deflate, protocol: chosenProtocol ?? "",
+            extensions: ExtensionOffer.format(extensions))
+        switchToWebSocket(context, socket: socket, handler: handler, request: request)
+    }
+
+    /// Replaces the HTTP handlers with the WebSocket handler; bytes the client sent after
+    /// its request go to the new handler.
+    func switchToWebSocket(_ context: ChannelHandlerContext, socket: WebSocket, handler: ChannelHandler, request: HTTPRequest) {
+        upgraded = true
+        timer?.cancel()
+        let ops = context.pipeline.syncOperations
+        do {
+            ops.removeHandler(encoder, promise: nil)
+            server.willOpen(socket, request: request)
+            try ops.addHandler(handler, position: .after(self))
+            ops.removeHandler(context: context, promise: nil)
+            ops.removeHandler(decoder, promise: nil)
+        } catch {
+            config.connection.logger.error("cannot switch to WebSocket: \(error)")
+            context.close(promise: nil)
+        }
+    }
+
+    /// LEGACY draft-76: the request's 8-byte body follows the head; the draft-76 handler
+    /// reads it and answers.
+    private func upgradeDraft76(_ context: ChannelHandlerContext, _ request: HTTPRequest) {
+        guard request.method == "GET", let host = request.header("Host"),
+              let key1 = request.header("Sec-WebSocket-Key1"), let key2 = request.header("Sec-WebSocket-Key2"),
+              Hixie76.keyNumber(key1) != nil, Hixie76.keyNumber(key2) != nil
+        else {
+            return respond(context, HTTPResponse.text("bad draft-76 handshake\n", status: 400), keepAlive: false)
+        }
+        if let refusal = server.refusal(for: request, origin: request.header("Origin")) {
+            return respond(context, refusal, keepAlive: false)
+        }
+        let offered = Handshake.parseProtocols([request.header("Sec-WebSocket-Protocol") ?? ""]) ?? []
+        let chosen = server.selectProtocol(offered, request)
+        let scheme = config.tls == nil ? "ws" : "wss"
+        let socket = WebSocket(url: request.uri, eventLoop: context.eventLoop, configuration: config.connection)
+        let handler = Draft76Handler(
+            socket: socket, key1: key1, key2: key2, origin: request.header("Origin"),
+            location: "\(scheme)://\(host)\(request.uri)", protocol: chosen)
+        switchToWebSocket(context, socket: socket, handler: handler, request: request)
+    }
+
+    // MARK: Plain HTTP
+
+    private func respond(_ context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        for (name, value) in response.headers where HTTPHead.isSafe(name: name, value: value) {
+            headers.add(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+        let status = HTTPResponseStatus(statusCode: response.status)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard !upgraded else { return context.fireErrorCaught(error) }
+        // Malformed requests: 431 for oversized heads, 400 for the rest, then close.
+        if let parse = error as? HTTPParserError {
+            let status = parse == .headerOverflow ? 431 : 400
+            respond(context, HTTPResponse.text("bad request\n", status: status), keepAlive: false)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+}

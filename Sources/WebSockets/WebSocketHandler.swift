@@ -1,0 +1,299 @@
+import NIOCore
+import WebSocketFraming
+
+extension ByteBuffer: FrameSink {
+    /// Writes a frame straight into the buffer's spare capacity.
+    public mutating func appendFrame(capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(FramingError) -> Int) throws(FramingError) {
+        var failure: FramingError?
+        writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out in
+            do throws(FramingError) { return try fill(UnsafeMutableRawBufferPointer(rebasing: out[..<capacity])) } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// The protocol engine of one open connection, on its event loop: reads frames through
+/// `MessageReader`, answers pings, runs the closing handshake and the keepalive, idle and
+/// close timers, and writes frames, coalescing them into one flush per event-loop tick.
+final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, SocketDriver {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let socket: WebSocket
+    private let role: Role
+    private let config: ConnectionConfiguration
+    private let reader: MessageReader
+    private let writer: MessageWriter
+    private let openInfo: (protocol: String, extensions: String)
+    private var context: ChannelHandlerContext?
+
+    private var closeSent = false
+    private var closeReceived: (code: UInt16, reason: String)?
+    private var failure: (error: WebSocketError, code: UInt16)?
+    private var flushPending = false
+    private var readPaused = false
+    private var readPending = false
+    private var pingPayload: [UInt8]?
+    private var pingCounter: UInt32 = 0
+    private var pingTask: Scheduled<Void>?
+    private var pingTimeoutTask: Scheduled<Void>?
+    private var idleTask: Scheduled<Void>?
+    private var closeTask: Scheduled<Void>?
+
+    init(socket: WebSocket, role: Role, deflate: DeflateParameters?, protocol chosen: String, extensions: String) {
+        self.socket = socket
+        self.role = role
+        config = socket.configuration
+        reader = MessageReader(role: role, maxFrameSize: config.maxFrameSize, maxMessageSize: config.maxMessageSize, deflate: deflate)
+        writer = MessageWriter(role: role, deflate: deflate, settings: config.deflateSettings)
+        openInfo = (chosen, extensions)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        socket.channel = context.channel
+        armPingTimer()
+        armIdleTimer()
+        socket.didOpen(handler: self, protocol: openInfo.protocol, extensions: openInfo.extensions)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimers()
+        self.context = nil
+    }
+
+    private func cancelTimers() {
+        pingTask?.cancel()
+        pingTimeoutTask?.cancel()
+        idleTask?.cancel()
+        closeTask?.cancel()
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        armIdleTimer()
+        if closeReceived != nil && closeSent { return }  // nothing may follow the closing handshake
+        do {
+            try buffer.withUnsafeMutableReadableBytes { bytes in
+                try reader.read(bytes) { event in try self.handle(event) }
+            }
+        } catch let error as FramingError {
+            fail(.protocolViolation(error), code: error.closeCode)
+        } catch StopReading.closed {
+        } catch {
+            fail(.aborted("\(error)"), code: .internalError)
+        }
+    }
+
+    /// Thrown from the event callback to stop parsing after the closing handshake.
+    private enum StopReading: Error { case closed }
+
+    private func handle(_ event: WebSocketEvent) throws {
+        switch event {
+        case .message(let m):
+            if closeReceived != nil { return }
+            if !socket.deliver(m) { readPaused = true }
+        case .ping(let payload):
+            if !closeSent { write { try self.writer.writeControl(.pong, payload: payload, into: &$0) } }
+        case .pong(let payload):
+            if payload == pingPayload {
+                pingPayload = nil
+                pingTimeoutTask?.cancel()
+            }
+        case .close(let code, let reason):
+            closeReceived = (code.rawValue, reason)
+            socket.markClosing()
+            if !closeSent {
+                // Echo the peer's code (none if it sent none), as RFC 6455 §5.5.1 asks.
+                closeSent = true
+                write { out in
+                    if code == .noStatusReceived {
+                        try self.writer.writeControl(.close, into: &out)
+                    } else {
+                        try self.writer.writeClose(code: code, into: &out)
+                    }
+                }
+            }
+            finishClosingHandshake()
+            throw StopReading.closed
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushNow()
+        context.fireChannelReadComplete()
+    }
+
+    /// Holds back reads while an async reader's queue is full (autoRead asks here).
+    func read(context: ChannelHandlerContext) {
+        if readPaused { readPending = true } else { context.read() }
+    }
+
+    func resumeReading() {
+        readPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelTimers()
+        if let failure {
+            socket.didFail(failure.error, code: failure.code)
+        } else if let received = closeReceived, closeSent {
+            socket.didClose(code: received.code, reason: received.reason, wasClean: true)
+        } else {
+            socket.didFail(.aborted("connection dropped without a closing handshake"), code: 1006)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if failure == nil && closeReceived == nil {
+            failure = (.aborted("\(error)"), 1006)
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Writing
+
+    /// Builds frames into a buffer and writes it; flushed once per event-loop tick.
+    private func write(accounting bytes: Int = 0, _ build: (inout ByteBuffer) throws -> Void) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        do {
+            try build(&buffer)
+        } catch {
+            config.logger.error("cannot write frame: \(error)")
+            return
+        }
+        if bytes > 0 {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let socket = self.socket
+            promise.futureResult.whenComplete { _ in socket.didWrite(bytes) }
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard !flushPending, let context else { return }
+        flushPending = true
+        context.eventLoop.assumeIsolated().execute { [weak self] in self?.flushNow() }
+    }
+
+    private func flushNow() {
+        guard flushPending, let context else { return }
+        flushPending = false
+        context.flush()
+    }
+
+    func send(_ message: Message, size: Int) {
+        guard !closeSent, context != nil else {
+            socket.didWrite(size)
+            return
+        }
+        write(accounting: size) { out in try self.writer.write(message, fragmentSize: self.config.fragmentSize, into: &out) }
+        if size > 0 && socket.bufferedAmount > config.maxBufferedBytes {
+            switch config.overflowPolicy {
+            case .closePolicyViolation:
+                fail(.bufferOverflow(socket.bufferedAmount), code: .policyViolation)
+            case .closeTryAgainLater:
+                fail(.bufferOverflow(socket.bufferedAmount), code: .tryAgainLater)
+            case .unbounded:
+                break
+            }
+        }
+    }
+
+    /// Starts our side of the closing handshake. `code` nil sends no status code.
+    func close(code: CloseCode?, reason: String) {
+        guard !closeSent else { return }
+        closeSent = true
+        socket.markClosing()
+        write { out in
+            if let code { try self.writer.writeClose(code: code, reason: reason, into: &out) } else {
+                try self.writer.writeControl(.close, into: &out)
+            }
+        }
+        armCloseTimer()
+        finishClosingHandshake()
+    }
+
+    /// Once both close frames are exchanged, the server closes TCP at once; the client
+    /// waits for the server to do so (RFC 6455 §7.1.1), up to the close timeout.
+    private func finishClosingHandshake() {
+        guard closeSent, closeReceived != nil, let context else { return }
+        if role == .server {
+            flushPending = true
+            flushNow()
+            context.close(promise: nil)
+        } else {
+            armCloseTimer()
+        }
+    }
+
+    private func armCloseTimer() {
+        guard closeTask == nil, let context else { return }
+        closeTask = context.eventLoop.assumeIsolated().scheduleTask(in: config.closeTimeout) { [weak self] in
+            guard let self, let context = self.context else { return }
+            if self.closeReceived == nil && self.failure == nil {
+                self.failure = (.timeout("no close frame within \(self.config.closeTimeout)"), 1006)
+            }
+            context.close(promise: nil)
+        }
+    }
+
+    /// Fails the connection: sends a close frame with `code`, then closes TCP.
+    func fail(_ error: WebSocketError, code: CloseCode) {
+        guard failure == nil, let context else { return }
+        failure = (error, code.rawValue)
+        config.logger.debug("closing with \(code.rawValue): \(error)")
+        socket.markClosing()
+        if !closeSent {
+            closeSent = true
+            write { out in try self.writer.writeClose(code: code, reason: "", into: &out) }
+        }
+        flushPending = true
+        flushNow()
+        context.close(promise: nil)
+    }
+
+    // MARK: Timers
+
+    private func armPingTimer() {
+        guard let interval = config.pingInterval, let context else { return }
+        pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
+            self?.sendKeepalivePing()
+            self?.armPingTimer()
+        }
+    }
+
+    private func sendKeepalivePing() {
+        guard pingPayload == nil, !closeSent, let context else { return }
+        pingCounter &+= 1
+        let payload = withUnsafeBytes(of: pingCounter.bigEndian) { Array($0) }
+        pingPayload = payload
+        write { try self.writer.writeControl(.ping, payload: payload, into: &$0) }
+        pingTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: config.pingTimeout) { [weak self] in
+            self?.fail(.timeout("keepalive ping unanswered"), code: .internalError)
+        }
+    }
+
+    private func armIdleTimer() {
+        guard let idle = config.idleTimeout, let context else { return }
+        idleTask?.cancel()
+        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: idle) { [weak self] in
+            self?.close(code: .goingAway, reason: "idle timeout")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import WebSocketFraming
+
+/// A WebSocket server that also answers plain HTTP on the same port, like the Node
+/// example of the original design notes:
+///
+/// ```swift
+/// let server = try await WebSocketServer.listen(host: "127.0.0.1", port: 8080,
+///     http: { _ in .html("<h1>Welcome to WebSockets</h1>") })
+/// server.onconnection = { ws, request in ws.onmessage = { try? ws.send($0.data) } }
+/// ```
+public final class WebSocketServer: @unchecked Sendable {
+    /// The bound address.
+    public let host: String
+    /// The bound port (the one picked when listening on port 0).
+    public let port: Int
+    /// The settings.
+    public let configuration: ServerConfiguration
+
+    private let lock = NIOLock()
+    private var channel: Channel?
+    private var hooks = Hooks()
+    private var open: [ObjectIdentifier: WebSocket] = [:]
+    private var shuttingDown = false
+
+    private struct Hooks {
+        var onconnection: (@Sendable (WebSocket, HTTPRequest) -> Void)?
+        var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
+        var authenticate: (@Sendable (HTTPRequest) -> HTTPResponse?)?
+        var selectProtocol: (@Sendable ([String], HTTPRequest) -> String?)?
+    }
+
+    private init(host: String, port: Int, configuration: ServerConfiguration) {
+        self.host = host
+        self.port = port
+        self.configuration = configuration
+    }
+
+    /// Starts listening. Port 0 picks a free port (read it from `port`).
+    /// - Parameters:
+    ///   - http: answers plain HTTP requests (default: 426, this port speaks WebSocket).
+    ///   - eventLoopGroup: the group to run on (default: NIO's shared singleton group).
+    public static func listen(
+        host: String = "127.0.0.1", port: Int = 0, configuration: ServerConfiguration = .init(),
+        eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        http: (@Sendable (HTTPRequest) -> HTTPResponse)? = nil
+    ) async throws -> WebSocketServer {
+        let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        let box = NIOLockedValueBox<WebSocketServer?>(nil)
+        let bootstrap = ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let server = box.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+                    try server.configure(channel, sslContext: sslContext)
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let bound = channel.localAddress?.port ?? port
+        let server = WebSocketServer(host: host, port: bound, configuration: configuration)
+        server.channel = channel
+        server.hooks.http = http
+        box.withLockedValue { $0 = server }
+        configuration.connection.logger.info("listening on \(host):\(bound)")
+        return server
+    }
+
+    private func configure(_ channel: Channel, sslContext: NIOSSLContext?) throws {
+        let ops = channel.pipeline.syncOperations
+        if let sslContext { try ops.addHandler(NIOSSLServerHandler(context: sslContext)) }
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maxRequestHeaderSize
+        limits.maxHeaderFieldSize = configuration.maxRequestHeaderSize
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
+        let encoder = HTTPResponseEncoder()
+        try ops.addHandler(decoder)
+        try ops.addHandler(encoder)
+        try ops.addHandler(ServerHTTPHandler(server: self, config: configuration, decoder: decoder, encoder: encoder))
+    }
+
+    // MARK: Hooks
+
+    /// Called with every new connection, already open, and its upgrade request. Set
+    /// `onmessage` and friends here.
+    public var onconnection: (@Sendable (WebSocket, HTTPRequest) -> Void)? {
+        get { lock.withLock { hooks.onconnection } }
+        set { lock.withLock { hooks.onconnection = newValue } }
+    }
+
+    /// Decides on each upgrade request before it is accepted (after the origin check):
+    /// return nil to accept, or the response to refuse with (401, 403...). Headers,
+    /// path and query are in the request.
+    public var authenticate: (@Sendable (HTTPRequest) -> HTTPResponse?)? {
+        get { lock.withLock { hooks.authenticate } }
+        set { lock.withLock { hooks.authenticate = newValue } }
+    }
+
+    /// Picks a subprotocol from the client's list (in its order of preference), or nil
+    /// for none (default: none).
+    public var selectProtocol: (@Sendable ([String], HTTPRequest) -> String?)? {
+        get { lock.withLock { hooks.selectProtocol } }
+        set { lock.withLock { hooks.selectProtocol = newValue } }
+    }
+
+    func httpResponse(for request: HTTPRequest) -> HTTPResponse {
+        if let http = lock.withLock({ hooks.http }) { return http(request) }
+        return HTTPResponse(
+            status: 426, headers: [("Upgrade", "websocket"), ("Content-Type", "text/plain")],
+            body: Array("This port speaks WebSocket: send an upgrade request.\n".utf8))
+    }
+
+    func refusal(for request: HTTPRequest, origin: String?) -> HTTPResponse? {
+        if lock.withLock({ shuttingDown }) { return HTTPResponse.text("shutting down\n", status: 503) }
+        if let allowed = configuration.allowedOrigins, !allowed.contains(origin ?? "") {
+            return HTTPResponse.text("origin not allowed\n", status: 403)
+        }
+        return lock.withLock { hooks.authenticate }?(request)
+    }
+
+    func selectProtocol(_ offered: [String], _ request: HTTPRequest) -> String? {
+        guard !offered.isEmpty, let select = lock.withLock({ hooks.selectProtocol }) else { return nil }
+        let chosen = select(offered, request)
+        return chosen.flatMap { offered.contains($0) ? $0 : nil }
+    }
+
+    /// Registers a connection about to open and hands it to `onconnection`.
+    func willOpen(_ socket: WebSocket, request: HTTPRequest) {
+        let id = ObjectIdentifier(socket)
+        let handler = lock.withLock { () -> (@Sendable (WebSocket, HTTPRequest) -> Void)? in
+            open[id] = socket
+            return hooks.onconnection
+        }
+        socket.onFinish = { [weak self] in self?.lock.withLock { _ = self?.open.removeValue(forKey: id) } }
+        handler?(socket, request)
+    }
+
+    /// Open connections right now.
+    public var connectionCount: Int { lock.withLock { open.count } }
+
+    /// Graceful shutdown: stops accepting, sends 1001 (going away) to every open
+    /// connection, waits for them to close up to `deadline`, then drops the rest.
+    public func shutdown(deadline: TimeAmount = .seconds(10)) async {
+        let (channel, sockets) = lock.withLock { () -> (Channel?, [WebSocket]) in
+            shuttingDown = true
+            return (self.channel, Array(open.values))
+        }
+        try? await channel?.close()
+        for s in sockets { s.startClose(code: .goingAway, reason: "server shutting down") }
+        let start = NIODeadline.now()
+        while connectionCount > 0 && NIODeadline.now() - start < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        for s in lock.withLock({ Array(open.values) }) { s.abort() }
+    }
+}

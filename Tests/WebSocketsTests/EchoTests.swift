@@ -1,0 +1,63 @@
+import NIOCore
+import Testing
+@testable import WebSockets
+
+/// An echo server on a free loopback port.
+func startEchoServer(_ configuration: ServerConfiguration = .init()) async throws -> WebSocketServer {
+    let server = try await WebSocketServer.listen(host: "127.0.0.1", port: 0, configuration: configuration) { _ in
+        .html("<h1>Welcome to WebSockets</h1>")
+    }
+    server.onconnection = { ws, _ in
+        ws.onmessage = { event in try? ws.send(event.data) }
+    }
+    return server
+}
+
+@Suite struct EchoTests {
+    @Test func asyncClientEchoesTextAndBinary() async throws {
+        let server = try await startEchoServer()
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/echo")
+        #expect(ws.readyState == .open)
+        #expect(ws.extensions.contains("permessage-deflate"))
+        var iterator = ws.messages.makeAsyncIterator()
+        try await ws.send(.text("hello"))
+        #expect(try await iterator.next() == .text("hello"))
+        let big = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try await ws.send(.binary(big))
+        #expect(try await iterator.next() == .binary(big))
+        try await ws.close(code: 1000, reason: "done")
+        #expect(ws.readyState == .closed)
+        await server.shutdown(deadline: .seconds(2))
+    }
+
+    @Test func browserStyleClient() async throws {
+        let server = try await startEchoServer()
+        let ws = WebSocket(url: "ws://127.0.0.1:\(server.port)/")
+        #expect(ws.readyState == .connecting)
+        #expect(throws: WebSocketError.self) { try ws.send("too early") }
+        let events = EventLog()
+        ws.onopen = { _ in
+            events.add("open")
+            try? ws.send("Sending a message to the server")
+        }
+        ws.onmessage = { event in
+            events.add("message \(event.data)")
+            try? ws.close()
+        }
+        ws.onclose = { event in events.add("close \(event.code) \(event.wasClean)") }
+        await ws.closed()
+        #expect(events.all == ["open", "message text(\"Sending a message to the server\")", "close 1005 true"])
+        await server.shutdown(deadline: .seconds(2))
+    }
+}
+
+/// A thread-safe list of strings for callbacks.
+final class EventLog: @unchecked Sendable {
+    private var items: [String] = []
+    private let lock = NSLockLike()
+    func add(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
+}
+
+import NIOConcurrencyHelpers
+typealias NSLockLike = NIOLock

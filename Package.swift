@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "WebSockets", targets: ["WebSockets"]),
         .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
+        .executable(name: "wsecho", targets: ["wsecho"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -48,6 +49,17 @@ let package = Package(
             ],
             path: "Sources/WebSockets"),
 
+        // Echo server and client for interop tests.
+        .executableTarget(
+            name: "wsecho",
+            dependencies: [
+                "WebSockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/wsecho"),
+
         // The benchmark executable (the project's main job).
         .executableTarget(
             name: "wsbench",
@@ -65,6 +77,14 @@ let package = Package(
         .testTarget(
             name: "WebSocketFramingTests",
             dependencies: ["WebSocketFraming", "CWebSocket"]),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                "WebSockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "WebSocketsTests",
             dependencies: [

@@ -74,6 +74,8 @@ public final class WebSocket: @unchecked Sendable {
     var channel: Channel?
     /// Called once after `onclose` (the server's bookkeeping).
     var onFinish: (@Sendable () -> Void)?
+    /// Called once when the connection opens, before `onopen` (the server's `onconnection`).
+    var onOpened: (@Sendable () -> Void)?
 
     private struct Callbacks {
         var onopen: (@Sendable (OpenEvent) -> Void)?
@@ -287,15 +289,19 @@ public final class WebSocket: @unchecked Sendable {
     func didOpen(handler: SocketDriver, protocol chosen: String, extensions: String) {
         self.handler = handler
         pendingChannel = nil
-        let (onopen, waiter) = lock.withLock { () -> ((@Sendable (OpenEvent) -> Void)?, CheckedContinuation<Void, Error>?) in
+        let waiter = lock.withLock { () -> CheckedContinuation<Void, Error>? in
             if state == .connecting { state = .open }
             chosenProtocol = chosen
             chosenExtensions = extensions
             defer { openWaiter = nil }
-            return (callbacks.onopen, openWaiter)
+            return openWaiter
         }
         waiter?.resume()
-        onopen?(OpenEvent(protocol: chosen))
+        if let opened = onOpened {
+            onOpened = nil
+            opened()
+        }
+        lock.withLock { callbacks.onopen }?(OpenEvent(protocol: chosen))
     }
 
     /// Delivers a message; returns false when the async queue is full (stop reading).

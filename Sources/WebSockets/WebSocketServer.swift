@@ -129,15 +129,16 @@ public final class WebSocketServer: @unchecked Sendable {
         return chosen.flatMap { offered.contains($0) ? $0 : nil }
     }
 
-    /// Registers a connection about to open and hands it to `onconnection`.
+    /// Registers a connection about to open; `onconnection` runs once it is open (for
+    /// draft-76, after the key body arrived).
     func willOpen(_ socket: WebSocket, request: HTTPRequest) {
         let id = ObjectIdentifier(socket)
-        let handler = lock.withLock { () -> (@Sendable (WebSocket, HTTPRequest) -> Void)? in
-            open[id] = socket
-            return hooks.onconnection
-        }
+        lock.withLock { open[id] = socket }
         socket.onFinish = { [weak self] in self?.lock.withLock { _ = self?.open.removeValue(forKey: id) } }
-        handler?(socket, request)
+        socket.onOpened = { [weak self, weak socket] in
+            guard let self, let socket, let handler = self.lock.withLock({ self.hooks.onconnection }) else { return }
+            handler(socket, request)
+        }
     }
 
     /// Open connections right now.

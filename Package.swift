@@ -64,8 +64,10 @@ let package = Package(
         .executableTarget(
             name: "wsbench",
             dependencies: [
-                "CWebSocket", "CZlib", "WebSocketFraming",
+                "CWebSocket", "CZlib", "WebSocketFraming", "WebSockets",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],

@@ -60,11 +60,14 @@ let package = Package(
             ],
             path: "Sources/wsecho"),
 
+        // A seeded generator shared by the tests and the benchmark.
+        .target(name: "SeededRandom", path: "Sources/SeededRandom"),
+
         // The benchmark executable (the project's main job).
         .executableTarget(
             name: "wsbench",
             dependencies: [
-                "CWebSocket", "CZlib", "WebSocketFraming", "WebSockets",
+                "CWebSocket", "CZlib", "WebSocketFraming", "WebSockets", "SeededRandom",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,10 +78,10 @@ let package = Package(
 
         .testTarget(
             name: "CWebSocketTests",
-            dependencies: ["CWebSocket"]),
+            dependencies: ["CWebSocket", "SeededRandom"]),
         .testTarget(
             name: "WebSocketFramingTests",
-            dependencies: ["WebSocketFraming", "CWebSocket"]),
+            dependencies: ["WebSocketFraming", "CWebSocket", "SeededRandom"]),
         .testTarget(
             name: "InteropTests",
             dependencies: [

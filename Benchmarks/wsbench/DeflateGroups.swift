@@ -1,3 +1,4 @@
+import SeededRandom
 import CZlib
 import WebSocketFraming
 
@@ -7,7 +8,7 @@ let benchSettings = DeflateSettings()
 /// A stream of `count` distinct messages of `size` bytes: chat-like JSON or binary-ish
 /// records (structured numbers with noise), generated deterministically.
 func messageStream(_ kind: String, size: Int, count: Int) -> [[UInt8]] {
-    var rng = SplitMix64(state: kind == "chat" ? 11 : 12)
+    var rng = SeededRandom(seed: kind == "chat" ? 11 : 12)
     let users = ["alice", "bob", "carol", "dave", "erin", "frank"]
     let words = ["hello", "the", "deploy", "is", "green", "on", "staging", "lunch", "?", "ok", "thanks", "🚀", "ship", "it"]
     return (0..<count).map { i in

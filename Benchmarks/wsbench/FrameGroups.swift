@@ -1,3 +1,4 @@
+import SeededRandom
 import CWebSocket
 import NIOCore
 import NIOEmbedded
@@ -20,7 +21,7 @@ func clientFrames(payload: [UInt8], opcode: Opcode) -> (bytes: [UInt8], count: I
 /// `parse`: a buffer of many masked client frames, parsed and unmasked (and UTF-8
 /// checked for text) by a server; times are per frame.
 func parseCases() -> [Case] {
-    var rng = SplitMix64(state: 7)
+    var rng = SeededRandom(seed: 7)
     var specs: [(name: String, payload: [UInt8], opcode: Opcode)] = [16, 125, 1 << 10, 64 << 10].map {
         (sizeName($0), rng.bytes($0), .binary)
     }
@@ -62,7 +63,7 @@ func parseCases() -> [Case] {
 
 /// `write`: one frame per operation, unmasked server frames and masked client frames.
 func writeCases() -> [Case] {
-    var rng = SplitMix64(state: 9)
+    var rng = SeededRandom(seed: 9)
     var cases: [Case] = []
     for masked in [false, true] {
         for n in [16, 125, 1 << 10, 64 << 10] {

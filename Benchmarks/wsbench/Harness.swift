@@ -1,3 +1,4 @@
+import SeededRandom
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -118,31 +119,6 @@ func measure(_ c: Case, budget: Budget) -> [Row] {
     }
 }
 
-/// Deterministic input bytes.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        var i = 0
-        while i < n {
-            var x = next()
-            for _ in 0..<8 where i < n {
-                out[i] = UInt8(truncatingIfNeeded: x)
-                x >>= 8
-                i += 1
-            }
-        }
-        return out
-    }
-}
-
 /// An aligned, manually managed byte buffer (benchmarks keep inputs for the whole run).
 final class Bytes {
     let pointer: UnsafeMutableRawPointer
@@ -166,4 +142,10 @@ func sizeName(_ n: Int) -> String {
     if n >= 1 << 20 && n % (1 << 20) == 0 { return "\(n >> 20)MiB" }
     if n >= 1 << 10 && n % (1 << 10) == 0 { return "\(n >> 10)KiB" }
     return "\(n)B"
+}
+
+// Transitional: the echo group was written against the old local generator.
+typealias SplitMix64 = SeededRandom
+extension SeededRandom {
+    init(state: UInt64) { self.init(seed: state) }
 }

@@ -1,3 +1,4 @@
+import SeededRandom
 import CWebSocket
 import NIOCore
 import NIOWebSocket
@@ -7,7 +8,7 @@ import Glibc
 
 /// `mask`: XOR with a key over one buffer, per size.
 func maskCases() -> [Case] {
-    var rng = SplitMix64(state: 1)
+    var rng = SeededRandom(seed: 1)
     var key: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
     let nioKey = WebSocketMaskingKey(key)!
     return [16, 125, 1 << 10, 16 << 10, 1 << 20, 16 << 20].map { n in
@@ -42,7 +43,7 @@ func maskCases() -> [Case] {
 /// Text of a given character mix, `n` bytes long (truncated at a character boundary and
 /// padded with ASCII).
 func textInput(_ kind: String, bytes n: Int) -> [UInt8] {
-    var rng = SplitMix64(state: 42)
+    var rng = SeededRandom(seed: 42)
     var out: [UInt8] = []
     out.reserveCapacity(n + 4)
     while out.count < n {

@@ -1,3 +1,4 @@
+import SeededRandom
 import CWebSocket
 import Testing
 
@@ -55,17 +56,6 @@ private func hixieResponse(_ key1: String, _ key2: String, _ body: String) -> (c
     return (st, String(decoding: out, as: UTF8.self))
 }
 
-/// SplitMix64: a fixed seed keeps the round-trip test reproducible.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct HandshakeTests {
     // MARK: Sec-WebSocket-Accept
@@ -204,7 +194,7 @@ private struct SplitMix64: RandomNumberGenerator {
     }
 
     @Test func base64RoundTripsRandomBytes() {
-        var rng = SplitMix64(state: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         for length in 0...100 {
             for _ in 0..<5 {
                 let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }

@@ -1,3 +1,4 @@
+import SeededRandom
 // Masking (RFC 6455 5.3): every instruction-set path of cws_mask_isa, and the
 // dispatched cws_mask / cws_mask_copy, against a byte-at-a-time reference.
 import CWebSocket
@@ -14,18 +15,6 @@ struct MaskPath: Sendable, CustomTestStringConvertible {
     static let unsupported = all.filter { !cws_isa_supported($0.isa) }
 }
 
-/// SplitMix64: seeded, so a failure reproduces.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The definition: byte i is XORed with key[(offset + i) % 4].
 private func referenceMask(
@@ -48,7 +37,7 @@ private final class Scratch {
     }
     deinit { base.deallocate() }
 
-    func fillRandom(_ rng: inout SeededGenerator) {
+    func fillRandom(_ rng: inout SeededRandom) {
         var i = 0
         while i + 8 <= count {
             UnsafeMutableRawPointer(base + i).storeBytes(of: rng.next(), as: UInt64.self)
@@ -69,7 +58,7 @@ private func firstMismatch(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>,
     return nil
 }
 
-private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
+private func randomKey(_ rng: inout SeededRandom) -> [UInt8] {
     (0..<4).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
 }
 
@@ -80,7 +69,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
     @Test("every length 0...300, key offset and alignment, in place and copying",
           arguments: MaskPath.supported)
     func matchesReference(path: MaskPath) {
-        var rng = SeededGenerator(seed: 0x6d61_736b + UInt64(path.isa.rawValue))
+        var rng = SeededRandom(seed: 0x6d61_736b + UInt64(path.isa.rawValue))
         let maxLen = 300, pad = 64
         let size = pad + 64 + maxLen + pad
         let src = Scratch(size), original = Scratch(size), dst = Scratch(size)
@@ -141,7 +130,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
     @Test("1 MiB + 13 random bytes at odd alignments; masking twice restores",
           arguments: MaskPath.supported)
     func largeBuffer(path: MaskPath) {
-        var rng = SeededGenerator(seed: 0x1a26e + UInt64(path.isa.rawValue))
+        var rng = SeededRandom(seed: 0x1a26e + UInt64(path.isa.rawValue))
         let len = (1 << 20) + 13
         let src = Scratch(len + 64), original = Scratch(len + 64)
         let dst = Scratch(len + 64 + 128), expected = Scratch(len)
@@ -171,7 +160,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
 
     @Test("16 MiB once through the dispatched entry points")
     func sixteenMiB() {
-        var rng = SeededGenerator(seed: 16)
+        var rng = SeededRandom(seed: 16)
         let len = 16 << 20
         let buf = Scratch(len + 7), original = Scratch(len + 7), expected = Scratch(len)
         let copy = Scratch(len)
@@ -192,7 +181,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
     @Test("masking in pieces with the returned offset equals masking in one go",
           arguments: MaskPath.supported)
     func pieces(path: MaskPath) {
-        var rng = SeededGenerator(seed: 0x9ece_0000 + UInt64(path.isa.rawValue))
+        var rng = SeededRandom(seed: 0x9ece_0000 + UInt64(path.isa.rawValue))
         let len = 20_000
         let whole = Scratch(len + 64), pieces = Scratch(len + 64), original = Scratch(len + 64)
         for round in 0..<40 {
@@ -225,7 +214,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
 
     @Test("cws_mask and cws_mask_copy match the reference on the active path")
     func dispatched() {
-        var rng = SeededGenerator(seed: 0xd15)
+        var rng = SeededRandom(seed: 0xd15)
         let maxLen = 300
         let src = Scratch(maxLen + 128), dst = Scratch(maxLen + 128 + 64)
         let original = Scratch(maxLen + 128), expected = Scratch(maxLen)
@@ -290,7 +279,7 @@ private func randomKey(_ rng: inout SeededGenerator) -> [UInt8] {
 
     @Test("unsupported paths fall back to scalar and stay correct")
     func unsupportedFallsBack() {
-        var rng = SeededGenerator(seed: 0xfa11)
+        var rng = SeededRandom(seed: 0xfa11)
         let src = Scratch(300), dst = Scratch(300), expected = Scratch(300)
         for path in MaskPath.unsupported {
             for len in [0, 1, 15, 64, 125, 300] {

@@ -144,8 +144,3 @@ func sizeName(_ n: Int) -> String {
     return "\(n)B"
 }
 
-// Transitional: the echo group was written against the old local generator.
-typealias SplitMix64 = SeededRandom
-extension SeededRandom {
-    init(state: UInt64) { self.init(seed: state) }
-}

@@ -26,14 +26,14 @@ func duration(_ ns: Double) -> String {
 
 /// The plain-text table.
 func table(_ rows: [Row]) -> String {
-    var out = pad("group", 10) + pad("case", 16) + pad("impl", 14) + pad("median", 12, right: true)
+    var out = pad("group", 10) + pad("case", 22) + pad("impl", 14) + pad("median", 12, right: true)
         + pad("min", 12, right: true) + pad("max", 12, right: true) + pad("GB/s", 9, right: true)
         + pad("ops/s", 14, right: true) + "  vs engine\n"
     var engineMedian: [String: Double] = [:]
     for r in rows where r.impl == "engine" { engineMedian[r.group + "/" + r.caseName] = r.medianNs }
     for r in rows {
         let ratio = engineMedian[r.group + "/" + r.caseName].map { r.impl == "engine" ? "" : fmt(r.medianNs / $0, 2) + "x" } ?? ""
-        var line = pad(r.group, 10) + pad(r.caseName, 16) + pad(r.impl, 14) + pad(duration(r.medianNs), 12, right: true)
+        var line = pad(r.group, 10) + pad(r.caseName, 22) + pad(r.impl, 14) + pad(duration(r.medianNs), 12, right: true)
         line += pad(duration(r.minNs), 12, right: true) + pad(duration(r.maxNs), 12, right: true)
         line += pad(r.gbps.map { fmt($0, 2) } ?? "-", 9, right: true) + pad(fmt(r.opsPerS, 0), 14, right: true)
         line += "  " + ratio

@@ -80,6 +80,7 @@ let groups: [(name: String, cases: () -> [Case])] = [
     ("deflate", { deflateCases().filter { $0.group == "deflate" } }),
     ("inflate", { deflateCases().filter { $0.group == "inflate" } }),
     ("handshake", handshakeCases),
+    ("echo", echoCases),
 ]
 
 func matches(_ c: Case, _ impl: String? = nil) -> Bool {

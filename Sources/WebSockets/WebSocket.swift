@@ -344,12 +344,16 @@ public final class WebSocket: @unchecked Sendable {
         let (onclose, waiters, closeWaiters, queue, openWaiter, already) = lock.withLock {
             let already = state == .closed
             state = .closed
+            let onclose = callbacks.onclose
             defer {
                 self.waiters.removeAll()
                 self.closeWaiters.removeAll()
                 self.openWaiter = nil
+                // Callbacks usually capture the socket (`ws.onmessage = { ws.send(...) }`):
+                // dropping them breaks that cycle so closed sockets are freed.
+                if !already { callbacks = Callbacks() }
             }
-            return (callbacks.onclose, self.waiters, self.closeWaiters, inbound, self.openWaiter, already)
+            return (onclose, self.waiters, self.closeWaiters, inbound, self.openWaiter, already)
         }
         if already { return }
         handler = nil

@@ -79,6 +79,13 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         var buffer = unwrapInboundIn(data)
         armIdleTimer()
         if closeReceived != nil && closeSent { return }  // nothing may follow the closing handshake
+        reading = true
+        defer {
+            reading = false
+            // channelReadComplete normally flushes first; this covers reads handed over
+            // without one (bytes forwarded at the upgrade).
+            if flushPending { context.eventLoop.assumeIsolated().execute { [weak self] in self?.flushNow() } }
+        }
         do {
             try buffer.withUnsafeMutableReadableBytes { bytes in
                 try reader.read(bytes) { event in try self.handle(event) }
@@ -174,26 +181,36 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
             config.logger.error("cannot write frame: \(error)")
             return
         }
-        if bytes > 0 {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            let socket = self.socket
-            promise.futureResult.whenComplete { _ in socket.didWrite(bytes) }
-            context.write(wrapOutboundOut(buffer), promise: promise)
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        }
+        unflushedPayload += bytes
+        context.write(wrapOutboundOut(buffer), promise: nil)
         scheduleFlush()
     }
+
+    /// Payload bytes written since the last flush, released from `bufferedAmount` once
+    /// the flushed batch reaches the socket.
+    private var unflushedPayload = 0
+    /// Inside channelRead, channelReadComplete flushes; otherwise a task at the end of the
+    /// event-loop tick does. Either way, one flush per batch of frames.
+    private var reading = false
 
     private func scheduleFlush() {
         guard !flushPending, let context else { return }
         flushPending = true
-        context.eventLoop.assumeIsolated().execute { [weak self] in self?.flushNow() }
+        if !reading { context.eventLoop.assumeIsolated().execute { [weak self] in self?.flushNow() } }
     }
 
     private func flushNow() {
         guard flushPending, let context else { return }
         flushPending = false
+        if unflushedPayload > 0 {
+            // One promise per batch: an empty write completes after every write before it.
+            let bytes = unflushedPayload
+            unflushedPayload = 0
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let socket = self.socket
+            promise.futureResult.whenComplete { _ in socket.didWrite(bytes) }
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
+        }
         context.flush()
     }
 

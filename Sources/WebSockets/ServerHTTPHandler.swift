@@ -69,9 +69,11 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             body = []
             if isUpgrade(h) {
                 upgrade(context, request)
+            } else if server.isShuttingDown {
+                respond(context, HTTPResponse.text("shutting down\n", status: 503), keepAlive: false)
             } else {
                 let response = server.httpResponse(for: request)
-                respond(context, response, keepAlive: h.isKeepAlive)
+                respond(context, response, keepAlive: h.isKeepAlive, omitBody: h.method == .HEAD)
                 armTimer(context)
             }
         }
@@ -118,6 +120,7 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func switchToWebSocket(_ context: ChannelHandlerContext, socket: WebSocket, handler: ChannelHandler, request: HTTPRequest) {
         upgraded = true
         timer?.cancel()
+        server.didUpgrade(context.channel)
         let ops = context.pipeline.syncOperations
         do {
             ops.removeHandler(encoder, promise: nil)
@@ -155,7 +158,9 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Plain HTTP
 
-    private func respond(_ context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool) {
+    /// Writes a response. HEAD answers carry the headers (Content-Length included) but
+    /// no body, or a keep-alive client would read the body as the next response.
+    private func respond(_ context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool, omitBody: Bool = false) {
         var headers = HTTPHeaders()
         for (name, value) in response.headers where HTTPHead.isSafe(name: name, value: value) {
             headers.add(name: name, value: value)
@@ -164,7 +169,7 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: response.status)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if !response.body.isEmpty {
+        if !response.body.isEmpty && !omitBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))

@@ -25,6 +25,8 @@ public final class WebSocketServer: @unchecked Sendable {
     private var channel: Channel?
     private var hooks = Hooks()
     private var open: [ObjectIdentifier: WebSocket] = [:]
+    /// Connections still speaking plain HTTP (closed at shutdown).
+    private var httpChannels: [ObjectIdentifier: Channel] = [:]
     private var shuttingDown = false
 
     private struct Hooks {
@@ -72,6 +74,14 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     private func configure(_ channel: Channel, sslContext: NIOSSLContext?) throws {
+        let id = ObjectIdentifier(channel)
+        let accepted = lock.withLock { () -> Bool in
+            if shuttingDown { return false }
+            httpChannels[id] = channel
+            return true
+        }
+        guard accepted else { throw ChannelError.ioOnClosedChannel }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.lock.withLock { _ = self?.httpChannels.removeValue(forKey: id) } }
         let ops = channel.pipeline.syncOperations
         if let sslContext { try ops.addHandler(NIOSSLServerHandler(context: sslContext)) }
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -106,6 +116,13 @@ public final class WebSocketServer: @unchecked Sendable {
     public var selectProtocol: (@Sendable ([String], HTTPRequest) -> String?)? {
         get { lock.withLock { hooks.selectProtocol } }
         set { lock.withLock { hooks.selectProtocol = newValue } }
+    }
+
+    var isShuttingDown: Bool { lock.withLock { shuttingDown } }
+
+    /// A connection left plain HTTP for WebSocket: it is tracked as a WebSocket from now on.
+    func didUpgrade(_ channel: Channel) {
+        lock.withLock { _ = httpChannels.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     func httpResponse(for request: HTTPRequest) -> HTTPResponse {
@@ -144,19 +161,27 @@ public final class WebSocketServer: @unchecked Sendable {
     /// Open connections right now.
     public var connectionCount: Int { lock.withLock { open.count } }
 
-    /// Graceful shutdown: stops accepting, sends 1001 (going away) to every open
-    /// connection, waits for them to close up to `deadline`, then drops the rest.
+    /// Graceful shutdown: stops accepting, closes idle plain-HTTP connections, sends 1001
+    /// (going away) to every open WebSocket, waits for them to close up to `deadline`,
+    /// then drops the rest; returns once every connection is closed.
     public func shutdown(deadline: TimeAmount = .seconds(10)) async {
-        let (channel, sockets) = lock.withLock { () -> (Channel?, [WebSocket]) in
+        let (channel, sockets, http) = lock.withLock { () -> (Channel?, [WebSocket], [Channel]) in
             shuttingDown = true
-            return (self.channel, Array(open.values))
+            return (self.channel, Array(open.values), Array(httpChannels.values))
         }
         try? await channel?.close()
+        for c in http { c.close(promise: nil) }
         for s in sockets { s.startClose(code: .goingAway, reason: "server shutting down") }
         let start = NIODeadline.now()
         while connectionCount > 0 && NIODeadline.now() - start < deadline {
-            try? await Task.sleep(nanoseconds: 10_000_000)
+            try? await Task.sleep(nanoseconds: 5_000_000)
         }
         for s in lock.withLock({ Array(open.values) }) { s.abort() }
+        for c in lock.withLock({ Array(httpChannels.values) }) { c.close(promise: nil) }
+        // Wait for the dropped ones to finish closing (bounded: closing a socket is quick).
+        let hardStop = NIODeadline.now() + .seconds(2)
+        while (connectionCount > 0 || lock.withLock({ !httpChannels.isEmpty })) && NIODeadline.now() < hardStop {
+            try? await Task.sleep(nanoseconds: 2_000_000)
+        }
     }
 }

@@ -153,6 +153,28 @@ public enum PerMessageDeflate {
     /// under `policy`. Returns the agreed parameters (whose `responseExtension` the
     /// server sends), or nil to go without compression.
     public static func negotiate(offers: [ExtensionOffer], policy: DeflateServerPolicy) -> DeflateParameters? {
+        choose(offers: offers, policy: policy)?.agreed
+    }
+
+    /// Server side: `negotiate` plus the exact response extension to send. It differs
+    /// from `responseExtension` in one case: a client that asked for
+    /// `server_max_window_bits=15` must see it accepted in the response (§7.1.2.1: the
+    /// server accepts that parameter by including it), or it fails the connection.
+    public static func negotiateResponse(offers: [ExtensionOffer], policy: DeflateServerPolicy)
+        -> (parameters: DeflateParameters, response: ExtensionOffer)?
+    {
+        guard let (agreed, askedServerBits) = choose(offers: offers, policy: policy) else { return nil }
+        var response = agreed.responseExtension
+        if askedServerBits && agreed.serverMaxWindowBits == 15 {
+            let at = response.parameters.firstIndex { $0.name == PerMessageDeflate.clientMaxWindowBits } ?? response.parameters.endIndex
+            response.parameters.insert(.init(name: PerMessageDeflate.serverMaxWindowBits, value: "15"), at: at)
+        }
+        return (agreed, response)
+    }
+
+    /// The first acceptable offer's agreement, and whether that offer limited the
+    /// server's window.
+    private static func choose(offers: [ExtensionOffer], policy: DeflateServerPolicy) -> (agreed: DeflateParameters, askedServerBits: Bool)? {
         guard policy.enabled else { return nil }
         // A bad offer is declined, not fatal (§7.1): the client may have listed a
         // fallback after it, and without any the connection just goes uncompressed.
@@ -174,7 +196,7 @@ public enum PerMessageDeflate {
                 // effective window is v unless we ask for less.
                 agreed.clientMaxWindowBits = min(v, asked ?? v)
             }
-            return agreed
+            return (agreed, p.serverMaxWindowBits != nil)
         }
         return nil
     }

@@ -99,8 +99,9 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return respond(context, refusal, keepAlive: false)
         }
         let chosenProtocol = server.selectProtocol(valid.protocols, request)
-        let deflate = PerMessageDeflate.negotiate(offers: valid.extensions, policy: config.deflate)
-        let extensions = deflate.map { [$0.responseExtension] } ?? []
+        let negotiated = PerMessageDeflate.negotiateResponse(offers: valid.extensions, policy: config.deflate)
+        let deflate = negotiated?.parameters
+        let extensions = negotiated.map { [$0.response] } ?? []
         var headers = HTTPHeaders()
         for (name, value) in Handshake.acceptHeaders(for: valid, protocol: chosenProtocol, extensions: extensions) {
             headers.add(name: name, value: value)

@@ -120,6 +120,10 @@ public final class WebSocketServer: @unchecked Sendable {
 
     var isShuttingDown: Bool { lock.withLock { shuttingDown } }
 
+    private func isPlainHTTP(_ channel: Channel) -> Bool {
+        lock.withLock { httpChannels[ObjectIdentifier(channel)] != nil }
+    }
+
     /// A connection left plain HTTP for WebSocket: it is tracked as a WebSocket from now on.
     func didUpgrade(_ channel: Channel) {
         lock.withLock { _ = httpChannels.removeValue(forKey: ObjectIdentifier(channel)) }
@@ -153,8 +157,12 @@ public final class WebSocketServer: @unchecked Sendable {
         lock.withLock { open[id] = socket }
         socket.onFinish = { [weak self] in self?.lock.withLock { _ = self?.open.removeValue(forKey: id) } }
         socket.onOpened = { [weak self, weak socket] in
-            guard let self, let socket, let handler = self.lock.withLock({ self.hooks.onconnection }) else { return }
-            handler(socket, request)
+            guard let self, let socket else { return }
+            let (handler, closing) = self.lock.withLock { (self.hooks.onconnection, self.shuttingDown) }
+            handler?(socket, request)
+            // Upgraded while shutdown began: the app still sees it open and close, and the
+            // peer gets a proper goodbye instead of a dropped connection.
+            if closing { socket.startClose(code: .goingAway, reason: "server shutting down") }
         }
     }
 
@@ -162,26 +170,36 @@ public final class WebSocketServer: @unchecked Sendable {
     public var connectionCount: Int { lock.withLock { open.count } }
 
     /// Graceful shutdown: stops accepting, closes idle plain-HTTP connections, sends 1001
-    /// (going away) to every open WebSocket, waits for them to close up to `deadline`,
-    /// then drops the rest; returns once every connection is closed.
+    /// (going away) to every open WebSocket (also to one whose upgrade was under way),
+    /// waits for them to close up to `deadline`, then drops the rest; returns once every
+    /// connection is closed.
     public func shutdown(deadline: TimeAmount = .seconds(10)) async {
-        let (channel, sockets, http) = lock.withLock { () -> (Channel?, [WebSocket], [Channel]) in
+        let (channel, sockets) = lock.withLock { () -> (Channel?, [WebSocket]) in
             shuttingDown = true
-            return (self.channel, Array(open.values), Array(httpChannels.values))
+            return (self.channel, Array(open.values))
         }
         try? await channel?.close()
-        for c in http { c.close(promise: nil) }
+        closePlainHTTPConnections()
         for s in sockets { s.startClose(code: .goingAway, reason: "server shutting down") }
+        func busy() -> Bool { lock.withLock { !open.isEmpty || !httpChannels.isEmpty } }
         let start = NIODeadline.now()
-        while connectionCount > 0 && NIODeadline.now() - start < deadline {
+        while busy() && NIODeadline.now() - start < deadline {
             try? await Task.sleep(nanoseconds: 5_000_000)
         }
         for s in lock.withLock({ Array(open.values) }) { s.abort() }
-        for c in lock.withLock({ Array(httpChannels.values) }) { c.close(promise: nil) }
+        closePlainHTTPConnections()
         // Wait for the dropped ones to finish closing (bounded: closing a socket is quick).
         let hardStop = NIODeadline.now() + .seconds(2)
-        while (connectionCount > 0 || lock.withLock({ !httpChannels.isEmpty })) && NIODeadline.now() < hardStop {
+        while busy() && NIODeadline.now() < hardStop {
             try? await Task.sleep(nanoseconds: 2_000_000)
+        }
+    }
+
+    /// Closes connections still in plain HTTP, each on its own event loop: one that
+    /// upgraded meanwhile has left `httpChannels` and gets the WebSocket goodbye instead.
+    private func closePlainHTTPConnections() {
+        for c in lock.withLock({ Array(httpChannels.values) }) {
+            c.eventLoop.execute { [self] in if isPlainHTTP(c) { c.close(promise: nil) } }
         }
     }
 }

@@ -355,3 +355,23 @@ private let pmd = "permessage-deflate"
         #expect(PerMessageDeflate.negotiate(offers: offers, policy: .init()) != nil)
     }
 }
+
+@Suite struct DeflateNegotiationResponseTests {
+    @Test func askedServerWindowOf15IsEchoed() throws {
+        let offers = try #require(ExtensionOffer.parseList("permessage-deflate; server_max_window_bits=15; client_max_window_bits"))
+        let (params, response) = try #require(PerMessageDeflate.negotiateResponse(offers: offers, policy: DeflateServerPolicy()))
+        #expect(ExtensionOffer.format([response]) == "permessage-deflate; server_max_window_bits=15")
+        #expect(params == DeflateParameters())
+        // A client that asked for it accepts the echo.
+        let offer = DeflateClientOffer(serverMaxWindowBits: 15)
+        #expect(try PerMessageDeflate.accept(response: response, offer: offer) == params)
+    }
+
+    @Test func responseMatchesResponseExtensionOtherwise() throws {
+        for header in ["permessage-deflate", "permessage-deflate; client_max_window_bits", "permessage-deflate; server_max_window_bits=10"] {
+            let offers = try #require(ExtensionOffer.parseList(header))
+            let (params, response) = try #require(PerMessageDeflate.negotiateResponse(offers: offers, policy: DeflateServerPolicy()))
+            #expect(response == params.responseExtension, "\(header)")
+        }
+    }
+}

@@ -29,6 +29,9 @@ enum ClientConnector {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Known from here on, so close() while connecting can cancel it.
+                    socket.pendingChannel = channel
+                    if socket.readyState != .connecting { throw ChannelError.ioOnClosedChannel }
                     if let sslContext {
                         let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: url.isIPLiteral ? nil : url.host)
                         try channel.pipeline.syncOperations.addHandler(tls)
@@ -38,14 +41,8 @@ enum ClientConnector {
                     try channel.pipeline.syncOperations.addHandler(handshake)
                 }
             }
-        bootstrap.connect(host: url.host, port: url.port).whenComplete { result in
-            switch result {
-            case .success(let channel):
-                socket.pendingChannel = channel
-                if socket.readyState != .connecting { channel.close(promise: nil) }
-            case .failure(let error):
-                socket.didFail(.connectFailed("\(error)"), code: 1006)
-            }
+        bootstrap.connect(host: url.host, port: url.port).whenFailure { error in
+            socket.didFail(.connectFailed("\(error)"), code: 1006)
         }
     }
 }

@@ -43,7 +43,9 @@ public final class WebSocket: @unchecked Sendable {
     /// Passed to `onclose`.
     public struct CloseEvent: Sendable {
         /// The close code: the peer's, 1005 when its close frame had none, 1006 when
-        /// the connection dropped without a closing handshake.
+        /// the connection dropped without a closing handshake, or the code we failed the
+        /// connection with (1002, 1007, 1009, 1011...) when the peer broke the protocol
+        /// (browsers say 1006 there; the real cause is more useful).
         public let code: UInt16
         /// The peer's reason.
         public let reason: String
@@ -65,6 +67,7 @@ public final class WebSocket: @unchecked Sendable {
     private var callbacks = Callbacks()
     private var waiters: [CheckedContinuation<Void, Never>] = []   // async senders over the high-water mark
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closeDelivered = false
     private var inbound: MessageQueue?
     /// Set once open; only touched on the event loop.
     var handler: SocketDriver?
@@ -236,11 +239,11 @@ public final class WebSocket: @unchecked Sendable {
         await closed()
     }
 
-    /// Returns once the connection is closed.
+    /// Returns once the connection is closed and `onclose` has run.
     public func closed() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let now = lock.withLock { () -> Bool in
-                if state == .closed { return true }
+                if closeDelivered { return true }
                 closeWaiters.append(c)
                 return false
             }
@@ -328,32 +331,26 @@ public final class WebSocket: @unchecked Sendable {
 
     /// A failure: `onerror`, then `onclose`.
     func didFail(_ error: WebSocketError, code: UInt16, reason: String = "") {
-        let (onerror, waiter, already) = lock.withLock { () -> ((@Sendable (ErrorEvent) -> Void)?, CheckedContinuation<Void, Error>?, Bool) in
-            defer { openWaiter = nil }
-            return (callbacks.onerror, openWaiter, state == .closed)
-        }
-        if already { return }
+        if lock.withLock({ state == .closed }) { return }
         configuration.logger.debug("websocket failed: \(error)", metadata: ["url": "\(url)"])
-        waiter?.resume(throwing: error)
-        onerror?(ErrorEvent(error: error))
         didClose(code: code, reason: reason, wasClean: false, error: error)
     }
 
-    /// The end: state CLOSED, then `onclose` once.
+    /// The end, as browsers do it: readyState becomes CLOSED, then `onerror` fires (for a
+    /// failure), then `onclose`, once.
     func didClose(code: UInt16, reason: String, wasClean: Bool, error: WebSocketError? = nil) {
-        let (onclose, waiters, closeWaiters, queue, openWaiter, already) = lock.withLock {
+        let (onerror, onclose, waiters, queue, openWaiter, already) = lock.withLock {
             let already = state == .closed
             state = .closed
-            let onclose = callbacks.onclose
+            let (onerror, onclose) = (callbacks.onerror, callbacks.onclose)
             defer {
                 self.waiters.removeAll()
-                self.closeWaiters.removeAll()
                 self.openWaiter = nil
                 // Callbacks usually capture the socket (`ws.onmessage = { ws.send(...) }`):
                 // dropping them breaks that cycle so closed sockets are freed.
                 if !already { callbacks = Callbacks() }
             }
-            return (onclose, self.waiters, self.closeWaiters, inbound, self.openWaiter, already)
+            return (onerror, onclose, self.waiters, inbound, self.openWaiter, already)
         }
         if already { return }
         handler = nil
@@ -361,7 +358,14 @@ public final class WebSocket: @unchecked Sendable {
         openWaiter?.resume(throwing: error ?? WebSocketError.closed(code: code, reason: reason))
         for w in waiters { w.resume() }
         queue?.finish(error: wasClean ? nil : (error ?? .closed(code: code, reason: reason)))
+        if let error { onerror?(ErrorEvent(error: error)) }
         onclose?(CloseEvent(code: code, reason: reason, wasClean: wasClean))
+        // `closed()` returns only after onclose ran, so awaiting code sees its effects.
+        let closeWaiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            closeDelivered = true
+            defer { self.closeWaiters.removeAll() }
+            return self.closeWaiters
+        }
         for w in closeWaiters { w.resume() }
         onFinish?()
         onFinish = nil

@@ -105,7 +105,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         switch event {
         case .message(let m):
             if closeReceived != nil { return }
-            if !socket.deliver(m) { readPaused = true }
+            if !socket.deliver(m) && !closing { readPaused = true }
         case .ping(let payload):
             if !closeSent { write { try self.writer.writeControl(.pong, payload: payload, into: &$0) } }
         case .pong(let payload):
@@ -149,6 +149,15 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
             context.read()
         }
     }
+
+    /// Closing: reads are never held back again (messages after our close frame are
+    /// dropped anyway).
+    private func stopPausing() {
+        closing = true
+        resumeReading()
+    }
+
+    private var closing = false
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
@@ -237,6 +246,8 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         guard !closeSent else { return }
         closeSent = true
         socket.markClosing()
+        // The peer's close frame must still be read, even if an async reader paused us.
+        stopPausing()
         write { out in
             if let code { try self.writer.writeClose(code: code, reason: reason, into: &out) } else {
                 try self.writer.writeControl(.close, into: &out)
@@ -249,14 +260,26 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
     /// Once both close frames are exchanged, the server closes TCP at once; the client
     /// waits for the server to do so (RFC 6455 §7.1.1), up to the close timeout.
     private func finishClosingHandshake() {
-        guard closeSent, closeReceived != nil, let context else { return }
+        guard closeSent, closeReceived != nil, context != nil else { return }
         if role == .server {
-            flushPending = true
-            flushNow()
-            context.close(promise: nil)
+            closeAfterFlush()
         } else {
             armCloseTimer()
         }
+    }
+
+    /// Closes TCP once everything queued (the close frame last) reached the socket:
+    /// closing at once would throw away frames a slow reader has not taken yet, the close
+    /// frame among them. The close timer bounds the wait for a peer that never reads.
+    private func closeAfterFlush() {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
+        flushPending = true
+        flushNow()
+        let channel = context.channel
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        armCloseTimer()
     }
 
     private func armCloseTimer() {
@@ -272,7 +295,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
 
     /// Fails the connection: sends a close frame with `code`, then closes TCP.
     func fail(_ error: WebSocketError, code: CloseCode) {
-        guard failure == nil, let context else { return }
+        guard failure == nil, context != nil else { return }
         failure = (error, code.rawValue)
         config.logger.debug("closing with \(code.rawValue): \(error)")
         socket.markClosing()
@@ -280,9 +303,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
             closeSent = true
             write { out in try self.writer.writeClose(code: code, reason: "", into: &out) }
         }
-        flushPending = true
-        flushNow()
-        context.close(promise: nil)
+        closeAfterFlush()
     }
 
     // MARK: Timers

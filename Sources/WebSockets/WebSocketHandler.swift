@@ -180,23 +180,27 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
 
     // MARK: Writing
 
-    /// Builds frames into a buffer and writes it; flushed once per event-loop tick.
+    /// Builds frames into the batch buffer; the batch goes out as one write and one
+    /// flush at the end of the read burst or the event-loop tick (corking).
     private func write(accounting bytes: Int = 0, _ build: (inout ByteBuffer) throws -> Void) {
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 256)
+        var buffer = batch ?? context.channel.allocator.buffer(capacity: 1024)
+        batch = nil
+        let mark = buffer.writerIndex
         do {
             try build(&buffer)
         } catch {
             config.logger.error("cannot write frame: \(error)")
-            return
+            buffer.moveWriterIndex(to: mark)
         }
+        batch = buffer
         unflushedPayload += bytes
-        context.write(wrapOutboundOut(buffer), promise: nil)
         scheduleFlush()
     }
 
-    /// Payload bytes written since the last flush, released from `bufferedAmount` once
-    /// the flushed batch reaches the socket.
+    /// Frames waiting for the end of the tick.
+    private var batch: ByteBuffer?
+    /// Payload bytes in the batch, released from `bufferedAmount` once it reaches the socket.
     private var unflushedPayload = 0
     /// Inside channelRead, channelReadComplete flushes; otherwise a task at the end of the
     /// event-loop tick does. Either way, one flush per batch of frames.
@@ -208,17 +212,24 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         if !reading { context.eventLoop.assumeIsolated().execute { [weak self] in self?.flushNow() } }
     }
 
-    private func flushNow() {
-        guard flushPending, let context else { return }
+    /// Writes and flushes the batch; `promise` (if any) completes once everything written
+    /// so far reached the socket.
+    private func flushNow(promise: EventLoopPromise<Void>? = nil) {
+        guard let context, flushPending || promise != nil else { return }
         flushPending = false
+        let buffer = batch ?? context.channel.allocator.buffer(capacity: 0)
+        batch = nil
+        var done = promise
         if unflushedPayload > 0 {
-            // One promise per batch: an empty write completes after every write before it.
             let bytes = unflushedPayload
             unflushedPayload = 0
-            let promise = context.eventLoop.makePromise(of: Void.self)
             let socket = self.socket
-            promise.futureResult.whenComplete { _ in socket.didWrite(bytes) }
-            context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
+            let p = done ?? context.eventLoop.makePromise(of: Void.self)
+            p.futureResult.whenComplete { _ in socket.didWrite(bytes) }
+            done = p
+        }
+        if buffer.readableBytes > 0 || done != nil {
+            context.write(wrapOutboundOut(buffer), promise: done)
         }
         context.flush()
     }
@@ -274,9 +285,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
     private func closeAfterFlush() {
         guard let context else { return }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        flushPending = true
-        flushNow()
+        flushNow(promise: promise)
         let channel = context.channel
         promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
         armCloseTimer()

@@ -154,7 +154,9 @@ final class ClientHandshakeHandler: ChannelInboundHandler, RemovableChannelHandl
         do {
             try pipeline.syncOperations.addHandler(handler, position: .after(self))
         } catch {
-            return fail(context, .aborted("pipeline: \(error)"))
+            socket.didFail(.aborted("pipeline: \(error)"), code: 1006)
+            context.close(promise: nil)
+            return
         }
         if leftover.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(leftover)) }
         received = nil

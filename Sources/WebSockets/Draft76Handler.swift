@@ -33,6 +33,11 @@ final class Draft76Handler: ChannelInboundHandler, RemovableChannelHandler, Sock
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         socket.channel = context.channel
+        // The 8-byte key body must follow the head promptly, like any handshake.
+        closeTask = context.eventLoop.assumeIsolated().scheduleTask(in: socket.configuration.closeTimeout) { [weak self] in
+            guard let self, !self.open else { return }
+            self.context?.close(promise: nil)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -58,6 +63,8 @@ final class Draft76Handler: ChannelInboundHandler, RemovableChannelHandler, Sock
             out.writeBytes(answer)
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
             open = true
+            closeTask?.cancel()
+            closeTask = nil
             socket.didOpen(handler: self, protocol: chosenProtocol ?? "", extensions: "")
         }
         parseFrames(context)
@@ -122,7 +129,7 @@ final class Draft76Handler: ChannelInboundHandler, RemovableChannelHandler, Sock
 
     // MARK: SocketDriver
 
-    func send(_ message: Message, size: Int) {
+    func send(_ message: Message, size: Int, enforceLimit: Bool) {
         defer { socket.didWrite(size) }
         guard let context, !closing, case .text(let text) = message else { return }
         var out = context.channel.allocator.buffer(capacity: size + 2)

@@ -12,7 +12,8 @@ public final class MessageQueue: AsyncSequence, @unchecked Sendable {
     private var head = 0
     private var finished = false
     private var failure: WebSocketError?
-    private var waiter: CheckedContinuation<Message?, Error>?
+    /// Readers waiting for a message, in arrival order (several tasks may iterate).
+    private var waiters: [CheckedContinuation<Message?, Error>] = []
     private var paused = false
     private let capacity: Int
     private let onDrain: @Sendable () -> Void
@@ -25,10 +26,7 @@ public final class MessageQueue: AsyncSequence, @unchecked Sendable {
     /// Adds a message; returns false when the queue is full (the producer should pause).
     func push(_ message: Message) -> Bool {
         let (w, full): (CheckedContinuation<Message?, Error>?, Bool) = lock.withLock {
-            if let w = waiter {
-                waiter = nil
-                return (w, false)
-            }
+            if !waiters.isEmpty { return (waiters.removeFirst(), false) }
             buffer.append(message)
             let full = buffer.count - head >= capacity
             if full { paused = true }
@@ -40,13 +38,15 @@ public final class MessageQueue: AsyncSequence, @unchecked Sendable {
 
     /// Ends the sequence, with an error when the connection failed.
     func finish(error: WebSocketError?) {
-        let w: CheckedContinuation<Message?, Error>? = lock.withLock {
+        let all: [CheckedContinuation<Message?, Error>] = lock.withLock {
             finished = true
             failure = error
-            defer { waiter = nil }
-            return waiter
+            defer { waiters.removeAll() }
+            return waiters
         }
-        if let error { w?.resume(throwing: error) } else { w?.resume(returning: nil) }
+        for w in all {
+            if let error { w.resume(throwing: error) } else { w.resume(returning: nil) }
+        }
     }
 
     fileprivate func next() async throws -> Message? {
@@ -65,7 +65,7 @@ public final class MessageQueue: AsyncSequence, @unchecked Sendable {
                     return .message(m, resume: resume)
                 }
                 if finished { return .end(failure) }
-                waiter = c
+                waiters.append(c)
                 return .wait
             }
             switch outcome {

@@ -121,16 +121,18 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func switchToWebSocket(_ context: ChannelHandlerContext, socket: WebSocket, handler: ChannelHandler, request: HTTPRequest) {
         upgraded = true
         timer?.cancel()
+        // Registered as a WebSocket before leaving the HTTP list, so shutdown always sees it.
+        server.willOpen(socket, request: request)
         server.didUpgrade(context.channel)
         let ops = context.pipeline.syncOperations
         do {
             ops.removeHandler(encoder, promise: nil)
-            server.willOpen(socket, request: request)
             try ops.addHandler(handler, position: .after(self))
             ops.removeHandler(context: context, promise: nil)
             ops.removeHandler(decoder, promise: nil)
         } catch {
             config.connection.logger.error("cannot switch to WebSocket: \(error)")
+            socket.didFail(.aborted("cannot switch to WebSocket: \(error)"), code: 1006)
             context.close(promise: nil)
         }
     }

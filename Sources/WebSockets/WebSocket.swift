@@ -142,11 +142,11 @@ public final class WebSocket: @unchecked Sendable {
     public func send(_ bytes: [UInt8]) throws { try send(.binary(bytes)) }
 
     /// Sends a message (text or binary).
-    public func send(_ message: Message) throws { try enqueue(message) }
+    public func send(_ message: Message) throws { try enqueue(message, enforceLimit: true) }
 
     /// The sending path of both APIs (distinct name: inside async code `send` means the
     /// async overload).
-    private func enqueue(_ message: Message) throws {
+    private func enqueue(_ message: Message, enforceLimit: Bool) throws {
         let size: Int
         switch message {
         case .text(let s): size = s.utf8.count
@@ -164,7 +164,7 @@ public final class WebSocket: @unchecked Sendable {
             }
         }
         guard accepted else { return }
-        onLoop { handler in handler.send(message, size: size) }
+        onLoop { handler in handler.send(message, size: size, enforceLimit: enforceLimit) }
     }
 
     /// Starts the closing handshake, like the browser's `close(code, reason)`: the code
@@ -205,6 +205,8 @@ public final class WebSocket: @unchecked Sendable {
             if let inbound { return inbound }
             let q = MessageQueue(capacity: configuration.inboundMessageQueue) { [weak self] in self?.resumeReading() }
             inbound = q
+            // Asked for after the end: an ended sequence, never one that waits forever.
+            if state == .closed { q.finish(error: nil) }
             return q
         }
     }
@@ -227,7 +229,7 @@ public final class WebSocket: @unchecked Sendable {
                 if resumeNow { c.resume() }
             }
         }
-        try enqueue(message)
+        try enqueue(message, enforceLimit: false)
     }
 
     /// Sends text, waiting while the outbound queue is over its high-water mark.
@@ -281,7 +283,7 @@ public final class WebSocket: @unchecked Sendable {
         case 1:
             // Closing before the handshake finished fails the connection, as in browsers.
             eventLoop.execute { [self] in
-                if let channel = pendingChannel { channel.close(promise: nil) }
+                (channel ?? pendingChannel)?.close(promise: nil)
                 didFail(.aborted("closed before the connection opened"), code: 1006)
             }
         case 2: onLoop { handler in handler.close(code: code, reason: reason) }
@@ -290,6 +292,11 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     func didOpen(handler: SocketDriver, protocol chosen: String, extensions: String) {
+        // close() won the race against the handshake: no open events, just the close.
+        if lock.withLock({ state != .connecting }) {
+            (channel ?? pendingChannel)?.close(promise: nil)
+            return
+        }
         self.handler = handler
         pendingChannel = nil
         let waiter = lock.withLock { () -> CheckedContinuation<Void, Error>? in
@@ -383,8 +390,9 @@ public final class WebSocket: @unchecked Sendable {
 /// What drives an open connection on its event loop: the RFC 6455 handler, or the
 /// legacy draft-76 one.
 protocol SocketDriver: AnyObject {
-    /// Queues a message whose payload is `size` bytes (already counted in bufferedAmount).
-    func send(_ message: Message, size: Int)
+    /// Queues a message whose payload is `size` bytes (already counted in bufferedAmount);
+    /// `enforceLimit` applies the overflow policy (callback senders; async ones wait instead).
+    func send(_ message: Message, size: Int, enforceLimit: Bool)
     /// Starts the closing handshake (`code` nil: a close frame without a status code).
     func close(code: CloseCode?, reason: String)
     /// Resumes reading after the async message queue drained.

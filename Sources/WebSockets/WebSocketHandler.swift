@@ -104,10 +104,18 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
     private func handle(_ event: WebSocketEvent) throws {
         switch event {
         case .message(let m):
-            if closeReceived != nil { return }
-            if !socket.deliver(m) && !closing { readPaused = true }
+            // Once either close frame is out, the connection is CLOSING: messages are dropped.
+            if closeReceived != nil || closeSent { return }
+            if !socket.deliver(m) { pauseReading() }
         case .ping(let payload):
-            if !closeSent { write { try self.writer.writeControl(.pong, payload: payload, into: &$0) } }
+            if closeSent { return }
+            // A peer that pings but never reads must not grow our queue: while the socket
+            // is not writable only the latest ping is answered (RFC 6455 §5.5.3 allows it).
+            if let context, !context.channel.isWritable {
+                pendingPong = payload
+            } else {
+                write { try self.writer.writeControl(.pong, payload: payload, into: &$0) }
+            }
         case .pong(let payload):
             if payload == pingPayload {
                 pingPayload = nil
@@ -150,14 +158,24 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         }
     }
 
-    /// Closing: reads are never held back again (messages after our close frame are
-    /// dropped anyway).
-    private func stopPausing() {
-        closing = true
-        resumeReading()
+    /// Holds back reads for a full async queue. The keepalive stops meanwhile: the peer's
+    /// pong would wait unread in the kernel and the connection would be killed for our own
+    /// backpressure.
+    private func pauseReading() {
+        readPaused = true
+        pingTimeoutTask?.cancel()
+        pingPayload = nil
     }
 
-    private var closing = false
+    private var pendingPong: [UInt8]?
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let payload = pendingPong {
+            pendingPong = nil
+            write { try self.writer.writeControl(.pong, payload: payload, into: &$0) }
+        }
+        context.fireChannelWritabilityChanged()
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
@@ -190,8 +208,14 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         do {
             try build(&buffer)
         } catch {
-            config.logger.error("cannot write frame: \(error)")
+            // Only our own settings can make this fail (a deflate level out of range): the
+            // message is lost, so the connection cannot go on in step with the peer.
             buffer.moveWriterIndex(to: mark)
+            batch = buffer
+            socket.didWrite(bytes)
+            config.logger.error("cannot write frame: \(error)")
+            fail(.aborted("cannot write frame: \(error)"), code: .internalError)
+            return
         }
         batch = buffer
         unflushedPayload += bytes
@@ -234,13 +258,13 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         context.flush()
     }
 
-    func send(_ message: Message, size: Int) {
+    func send(_ message: Message, size: Int, enforceLimit: Bool) {
         guard !closeSent, context != nil else {
             socket.didWrite(size)
             return
         }
         write(accounting: size) { out in try self.writer.write(message, fragmentSize: self.config.fragmentSize, into: &out) }
-        if size > 0 && socket.bufferedAmount > config.maxBufferedBytes {
+        if enforceLimit && size > 0 && socket.bufferedAmount > config.maxBufferedBytes {
             switch config.overflowPolicy {
             case .closePolicyViolation:
                 fail(.bufferOverflow(socket.bufferedAmount), code: .policyViolation)
@@ -257,8 +281,9 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         guard !closeSent else { return }
         closeSent = true
         socket.markClosing()
-        // The peer's close frame must still be read, even if an async reader paused us.
-        stopPausing()
+        // The peer's close frame must still be read, even if an async reader paused us
+        // (messages are dropped from now on, so nothing grows).
+        resumeReading()
         write { out in
             if let code { try self.writer.writeClose(code: code, reason: reason, into: &out) } else {
                 try self.writer.writeControl(.close, into: &out)
@@ -326,7 +351,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
     }
 
     private func sendKeepalivePing() {
-        guard pingPayload == nil, !closeSent, let context else { return }
+        guard pingPayload == nil, !closeSent, !readPaused, let context else { return }
         pingCounter &+= 1
         let payload = withUnsafeBytes(of: pingCounter.bigEndian) { Array($0) }
         pingPayload = payload
@@ -340,7 +365,10 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         guard let idle = config.idleTimeout, let context else { return }
         idleTask?.cancel()
         idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: idle) { [weak self] in
-            self?.close(code: .goingAway, reason: "idle timeout")
+            guard let self else { return }
+            // Not idle: we are the ones not reading (an async reader is behind).
+            if self.readPaused { return self.armIdleTimer() }
+            self.close(code: .goingAway, reason: "idle timeout")
         }
     }
 }

@@ -48,8 +48,12 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         self.socket = socket
         self.role = role
         config = socket.configuration
-        reader = MessageReader(role: role, maxFrameSize: config.maxFrameSize, maxMessageSize: config.maxMessageSize, deflate: deflate)
-        writer = MessageWriter(role: role, deflate: deflate, settings: config.deflateSettings)
+        // Directions without context takeover borrow zlib streams from the loop's pool.
+        let pool = deflate == nil ? nil : SharedCodecs.pool(for: socket.eventLoop)
+        reader = MessageReader(
+            role: role, maxFrameSize: config.maxFrameSize, maxMessageSize: config.maxMessageSize, deflate: deflate,
+            pool: pool)
+        writer = MessageWriter(role: role, deflate: deflate, settings: config.deflateSettings, pool: pool)
         openInfo = (chosen, extensions)
     }
 

@@ -1,3 +1,4 @@
+import NIOPosix
 import NIOCore
 import Testing
 @testable import WebSockets
@@ -61,3 +62,36 @@ final class EventLog: @unchecked Sendable {
 
 import NIOConcurrencyHelpers
 typealias NSLockLike = NIOLock
+
+@Suite struct SharedCodecTests {
+    /// Without context takeover, the connections of one event loop borrow zlib streams
+    /// per message from the loop's pool: after traffic on three connections the server
+    /// holds one idle compressor and decompressor, not three of each.
+    @Test func connectionsOfALoopShareZlibStreams() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var config = ServerConfiguration()
+        config.deflate.serverNoContextTakeover = true
+        config.deflate.clientNoContextTakeover = true
+        config.connection.deflateSettings.threshold = 0
+        let server = try await WebSocketServer.listen(host: "127.0.0.1", port: 0, configuration: config, eventLoopGroup: group)
+        server.onconnection = { ws, _ in ws.onmessage = { try? ws.send($0.data) } }
+        var clients: [WebSocket] = []
+        for i in 0..<3 {
+            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/\(i)")
+            #expect(ws.extensions.contains("server_no_context_takeover"))
+            clients.append(ws)
+        }
+        let text = String(repeating: "compress me, please; ", count: 50)
+        for ws in clients {
+            var it = ws.messages.makeAsyncIterator()
+            try await ws.send(.text(text))
+            #expect(try await it.next() == .text(text))
+        }
+        let idle = try await group.next().submit { SharedCodecs.pool(for: group.next()).idleCount }.get()
+        #expect(idle.deflaters == 1)
+        #expect(idle.inflaters == 1)
+        for ws in clients { try await ws.close() }
+        await server.shutdown(deadline: .seconds(2))
+        try await group.shutdownGracefully()
+    }
+}

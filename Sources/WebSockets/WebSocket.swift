@@ -123,16 +123,43 @@ public final class WebSocket: @unchecked Sendable {
         get { lock.withLock { callbacks.onmessage } }
         set { lock.withLock { callbacks.onmessage = newValue } }
     }
-    /// Called when the connection fails (then `onclose` follows).
+    /// Called when the connection fails (then `onclose` follows). Set after a failure
+    /// that had no handler yet (a refused connect can beat the next line of code), it is
+    /// called once on the event loop with that failure.
     public var onerror: (@Sendable (ErrorEvent) -> Void)? {
         get { lock.withLock { callbacks.onerror } }
-        set { lock.withLock { callbacks.onerror = newValue } }
+        set {
+            let late: ErrorEvent? = lock.withLock {
+                if state == .closed, let event = undeliveredError, newValue != nil {
+                    undeliveredError = nil
+                    return event
+                }
+                callbacks.onerror = newValue
+                return nil
+            }
+            if let late, let newValue { eventLoop.execute { newValue(late) } }
+        }
     }
-    /// Called once when the connection is closed.
+    /// Called once when the connection is closed. Set after a close that had no handler
+    /// yet, it is called once on the event loop with that close.
     public var onclose: (@Sendable (CloseEvent) -> Void)? {
         get { lock.withLock { callbacks.onclose } }
-        set { lock.withLock { callbacks.onclose = newValue } }
+        set {
+            let late: CloseEvent? = lock.withLock {
+                if state == .closed, let event = undeliveredClose, newValue != nil {
+                    undeliveredClose = nil
+                    return event
+                }
+                callbacks.onclose = newValue
+                return nil
+            }
+            if let late, let newValue { eventLoop.execute { newValue(late) } }
+        }
     }
+
+    /// The failure and close that found no handler, kept for one that is set later.
+    private var undeliveredError: ErrorEvent?
+    private var undeliveredClose: CloseEvent?
 
     /// Sends a text message. Throws `WebSocketError.invalidState` while connecting; after
     /// close it is dropped (and counted in `bufferedAmount`), as browsers do.
@@ -365,8 +392,11 @@ public final class WebSocket: @unchecked Sendable {
         openWaiter?.resume(throwing: error ?? WebSocketError.closed(code: code, reason: reason))
         for w in waiters { w.resume() }
         queue?.finish(error: wasClean ? nil : (error ?? .closed(code: code, reason: reason)))
-        if let error { onerror?(ErrorEvent(error: error)) }
-        onclose?(CloseEvent(code: code, reason: reason, wasClean: wasClean))
+        let closeEvent = CloseEvent(code: code, reason: reason, wasClean: wasClean)
+        if let error {
+            if let onerror { onerror(ErrorEvent(error: error)) } else { lock.withLock { undeliveredError = ErrorEvent(error: error) } }
+        }
+        if let onclose { onclose(closeEvent) } else { lock.withLock { undeliveredClose = closeEvent } }
         // `closed()` returns only after onclose ran, so awaiting code sees its effects.
         let closeWaiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
             closeDelivered = true

@@ -95,3 +95,21 @@ typealias NSLockLike = NIOLock
         try await group.shutdownGracefully()
     }
 }
+
+@Suite struct LateHandlerTests {
+    /// A refused connect can fail before the caller's next line sets the handlers: the
+    /// handlers still get that error and close, once.
+    @Test func handlersSetAfterAnImmediateFailureStillFire() async throws {
+        let ws = WebSocket(url: "ws://127.0.0.1:1/")
+        await ws.closed()  // failed and closed with no handler set
+        let events = EventLog()
+        ws.onerror = { _ in events.add("error") }
+        ws.onclose = { event in events.add("close \(event.code)") }
+        for _ in 0..<200 where events.all.count < 2 { try await Task.sleep(nanoseconds: 5_000_000) }
+        #expect(events.all == ["error", "close 1006"])
+        // A second handler set later does not get the events again.
+        ws.onclose = { _ in events.add("again") }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(events.all == ["error", "close 1006"])
+    }
+}

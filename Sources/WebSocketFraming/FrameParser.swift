@@ -72,26 +72,6 @@ public final class FrameParser {
             if consumed == 0 && count == 0 { break }
         } while offset < total
     }
-
-    /// Parses `bytes` (a copy is unmasked) and returns the whole frames completed by
-    /// them; a frame still incomplete at the end is kept and finished by later calls.
-    public func frames(from bytes: [UInt8]) throws -> [Frame] {
-        var copy = bytes
-        var out: [Frame] = []
-        try copy.withUnsafeMutableBytes { buffer in
-            try parse(buffer) { chunk in
-                if chunk.isFrameStart {
-                    pending = Frame(fin: chunk.fin, rsv: chunk.rsv, opcode: chunk.opcode)
-                    pending.payload.reserveCapacity(Int(min(chunk.frameLength, 1 << 20)))
-                }
-                pending.payload.append(contentsOf: chunk.payload)
-                if chunk.isFrameEnd { out.append(pending) }
-            }
-        }
-        return out
-    }
-
-    private var pending = Frame(opcode: .binary)
 }
 
 extension FrameChunk {

@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "WebSockets", targets: ["WebSockets"]),
         .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
+        .library(name: "SocketIO", targets: ["SocketIO"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
         .executable(name: "wsecho", targets: ["wsecho"]),
     ],
@@ -49,11 +50,26 @@ let package = Package(
             ],
             path: "Sources/WebSockets"),
 
+        // Engine.IO v4 + Socket.IO v5, client and server, over the public API of WebSockets
+        // (plus NIOHTTP1 for the long-polling client).
+        .target(
+            name: "SocketIO",
+            dependencies: [
+                "WebSockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/SocketIO"),
+
         // Echo server and client for interop tests.
         .executableTarget(
             name: "wsecho",
             dependencies: [
-                "WebSockets",
+                "WebSockets", "SocketIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -85,9 +101,16 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "WebSockets",
+                "WebSockets", "SocketIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "SocketIOTests",
+            dependencies: [
+                "SocketIO", "WebSockets",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         .testTarget(

@@ -19,6 +19,9 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var tooLarge = false
     private var timer: Scheduled<Void>?
     private var upgraded = false
+    /// A route's answer not yet sent (long-polling); parts read meanwhile wait in `held`.
+    private var pending: HTTPResponder?
+    private var held: [HTTPServerRequestPart] = []
 
     init(server: WebSocketServer, config: ServerConfiguration, decoder: RemovableChannelHandler, encoder: RemovableChannelHandler) {
         self.server = server
@@ -30,6 +33,13 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { armTimer(context) }
 
     func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pending?.cancel()
+        pending = nil
+        held = []
+        context.fireChannelInactive()
+    }
 
     /// Drops the connection unless a request completes in time (slowloris, idle keep-alive).
     private func armTimer(_ context: ChannelHandlerContext) {
@@ -45,7 +55,18 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !upgraded else { return }
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if pending != nil {
+            // HTTP/1.1 answers in order: the next request waits for the pending answer.
+            // A client pipelining more than a few requests behind a long-poll is dropped.
+            guard held.count < 64 else { return context.close(promise: nil) }
+            return held.append(part)
+        }
+        handle(context, part)
+    }
+
+    private func handle(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let h):
             head = h
             body = []
@@ -67,15 +88,46 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 headers: h.headers.map { ($0.name, $0.value) }, body: body,
                 remoteAddress: context.channel.remoteAddress?.description)
             body = []
+            let route = server.route(for: request.path)
             if isUpgrade(h) {
-                upgrade(context, request)
+                upgrade(context, request, route: route)
             } else if server.isShuttingDown {
                 respond(context, HTTPResponse.text("shutting down\n", status: 503), keepAlive: false)
+            } else if let route {
+                answerLater(context, request, route: route, keepAlive: h.isKeepAlive, head: h.method == .HEAD)
             } else {
                 let response = server.httpResponse(for: request)
                 respond(context, response, keepAlive: h.isKeepAlive, omitBody: h.method == .HEAD)
                 armTimer(context)
             }
+        }
+    }
+
+    /// Hands a request to a route, which answers through a responder from any thread;
+    /// reading resumes once the answer is written.
+    private func answerLater(_ context: ChannelHandlerContext, _ request: HTTPRequest, route: ServerRoute, keepAlive: Bool, head: Bool) {
+        timer?.cancel()
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let responder = HTTPResponder { response in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.finishPending(context, response, keepAlive: keepAlive, head: head)
+            }
+        }
+        pending = responder
+        route.http(request, responder)
+    }
+
+    private func finishPending(_ context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool, head: Bool) {
+        guard pending != nil, context.channel.isActive else { return }
+        pending = nil
+        respond(context, response, keepAlive: keepAlive, omitBody: head)
+        guard keepAlive else { return }
+        armTimer(context)
+        // Replay what arrived meanwhile; it may park us again behind another long-poll.
+        while pending == nil, !upgraded, !held.isEmpty {
+            handle(context, held.removeFirst())
         }
     }
 
@@ -85,7 +137,7 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Upgrade
 
-    private func upgrade(_ context: ChannelHandlerContext, _ request: HTTPRequest) {
+    private func upgrade(_ context: ChannelHandlerContext, _ request: HTTPRequest, route: ServerRoute?) {
         if config.acceptsLegacyDraft76, request.header("Sec-WebSocket-Key1") != nil, request.header("Sec-WebSocket-Key2") != nil {
             return upgradeDraft76(context, request)
         }
@@ -95,10 +147,10 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             return respond(context, HTTPResponse(status: error.status, headers: error.headers, body: Array((error.reason + "\n").utf8)), keepAlive: false)
         }
-        if let refusal = server.refusal(for: request, origin: valid.origin) {
+        if let refusal = server.refusal(for: request, origin: valid.origin, route: route) {
             return respond(context, refusal, keepAlive: false)
         }
-        let chosenProtocol = server.selectProtocol(valid.protocols, request)
+        let chosenProtocol = route == nil ? server.selectProtocol(valid.protocols, request) : nil
         let negotiated = PerMessageDeflate.negotiateResponse(offers: valid.extensions, policy: config.deflate)
         let deflate = negotiated?.parameters
         let extensions = negotiated.map { [$0.response] } ?? []
@@ -113,16 +165,16 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let handler = WebSocketHandler(
             socket: socket, role: .server, deflate: deflate, protocol: chosenProtocol ?? "",
             extensions: ExtensionOffer.format(extensions))
-        switchToWebSocket(context, socket: socket, handler: handler, request: request)
+        switchToWebSocket(context, socket: socket, handler: handler, request: request, route: route)
     }
 
     /// Replaces the HTTP handlers with the WebSocket handler; bytes the client sent after
     /// its request go to the new handler.
-    func switchToWebSocket(_ context: ChannelHandlerContext, socket: WebSocket, handler: ChannelHandler, request: HTTPRequest) {
+    func switchToWebSocket(_ context: ChannelHandlerContext, socket: WebSocket, handler: ChannelHandler, request: HTTPRequest, route: ServerRoute? = nil) {
         upgraded = true
         timer?.cancel()
         // Registered as a WebSocket before leaving the HTTP list, so shutdown always sees it.
-        server.willOpen(socket, request: request)
+        server.willOpen(socket, request: request, route: route)
         server.didUpgrade(context.channel)
         let ops = context.pipeline.syncOperations
         do {

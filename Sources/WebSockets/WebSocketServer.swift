@@ -34,6 +34,7 @@ public final class WebSocketServer: @unchecked Sendable {
         var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
         var authenticate: (@Sendable (HTTPRequest) -> HTTPResponse?)?
         var selectProtocol: (@Sendable ([String], HTTPRequest) -> String?)?
+        var routes: [ServerRoute] = []
     }
 
     private init(host: String, port: Int, configuration: ServerConfiguration) {
@@ -118,6 +119,22 @@ public final class WebSocketServer: @unchecked Sendable {
         set { lock.withLock { hooks.selectProtocol = newValue } }
     }
 
+    /// Hands every request whose path starts with `route.pathPrefix` to the route
+    /// (plain HTTP and upgrades). A later route with the same prefix replaces the earlier.
+    public func mount(_ route: ServerRoute) {
+        lock.withLock {
+            hooks.routes.removeAll { $0.pathPrefix == route.pathPrefix }
+            hooks.routes.append(route)
+            // Longest prefix first, so "/a/b/" wins over "/a/".
+            hooks.routes.sort { $0.pathPrefix.count > $1.pathPrefix.count }
+        }
+    }
+
+    /// The route serving a path, if one is mounted.
+    func route(for path: String) -> ServerRoute? {
+        lock.withLock { hooks.routes.first { path.hasPrefix($0.pathPrefix) } }
+    }
+
     var isShuttingDown: Bool { lock.withLock { shuttingDown } }
 
     private func isPlainHTTP(_ channel: Channel) -> Bool {
@@ -136,11 +153,12 @@ public final class WebSocketServer: @unchecked Sendable {
             body: Array("This port speaks WebSocket: send an upgrade request.\n".utf8))
     }
 
-    func refusal(for request: HTTPRequest, origin: String?) -> HTTPResponse? {
+    func refusal(for request: HTTPRequest, origin: String?, route: ServerRoute? = nil) -> HTTPResponse? {
         if lock.withLock({ shuttingDown }) { return HTTPResponse.text("shutting down\n", status: 503) }
         if let allowed = configuration.allowedOrigins, !allowed.contains(origin ?? "") {
             return HTTPResponse.text("origin not allowed\n", status: 403)
         }
+        if let route { return route.authenticate?(request) }
         return lock.withLock { hooks.authenticate }?(request)
     }
 
@@ -152,13 +170,14 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// Registers a connection about to open; `onconnection` runs once it is open (for
     /// draft-76, after the key body arrived).
-    func willOpen(_ socket: WebSocket, request: HTTPRequest) {
+    func willOpen(_ socket: WebSocket, request: HTTPRequest, route: ServerRoute? = nil) {
         let id = ObjectIdentifier(socket)
         lock.withLock { open[id] = socket }
         socket.onFinish = { [weak self] in self?.lock.withLock { _ = self?.open.removeValue(forKey: id) } }
         socket.onOpened = { [weak self, weak socket] in
             guard let self, let socket else { return }
-            let (handler, closing) = self.lock.withLock { (self.hooks.onconnection, self.shuttingDown) }
+            let (hook, closing) = self.lock.withLock { (self.hooks.onconnection, self.shuttingDown) }
+            let handler = route?.onconnection ?? hook
             handler?(socket, request)
             // Upgraded while shutdown began: the app still sees it open and close, and the
             // peer gets a proper goodbye instead of a dropped connection.

@@ -61,6 +61,13 @@ public struct SocketIOPacket: Sendable, Hashable {
         return (out, attachments)
     }
 
+    /// The Engine.IO message packets carrying this packet: the text, then each
+    /// attachment as a binary message.
+    public func engineIOPackets() -> [EngineIOPacket] {
+        let (text, attachments) = encode()
+        return [EngineIOPacket(.message, .text(text))] + attachments.map { EngineIOPacket(.message, .binary($0)) }
+    }
+
     // MARK: Decoding
 
     /// Decodes the text part. A binary packet comes back with its attachment count;

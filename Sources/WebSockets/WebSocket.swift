@@ -198,6 +198,15 @@ public final class WebSocket: @unchecked Sendable {
     /// must be 1000 or 3000-4999 and the reason at most 123 UTF-8 bytes.
     public func close(code: UInt16? = nil, reason: String = "") throws { try validateAndClose(code: code, reason: reason) }
 
+    /// Starts the closing handshake with any code an endpoint may send (1000-1003,
+    /// 1007-1014, 3000-4999), for protocols layered on WebSocket that report their own
+    /// errors this way (1008 policy, 1009 too big...). The reason is cut to 123 bytes.
+    public func close(status: CloseCode, reason: String = "") {
+        var reason = reason
+        while reason.utf8.count > 123 { reason.removeLast() }
+        startClose(code: status.isValidOnWire ? status : .normalClosure, reason: reason)
+    }
+
     private func validateAndClose(code: UInt16?, reason: String) throws {
         if let code, code != 1000 && !(3000...4999).contains(code) {
             throw WebSocketError.invalidAccess("close code must be 1000 or 3000-4999, not \(code)")

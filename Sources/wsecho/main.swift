@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import NIOCore
 import NIOSSL
+import SocketIO
 import WebSockets
 
 let usage = """
@@ -25,7 +26,14 @@ let help = """
               --no-deflate, echoes every message it receives until the connection closes,
               then exits 0. Exits 1 with a one-line error on stderr when it cannot
               connect or the opening handshake fails.
-    socketio  Socket.IO v5 echo server (not implemented yet).
+    socketio  Socket.IO v5 echo server (Engine.IO v4, long-polling and WebSocket, at
+              /socket.io/, on every namespace). Every event comes back to its sender
+              with the same arguments, and is acknowledged with them when the client
+              asked. Commands (also echoed): "join" ROOM joins a room; "to-room" with
+              [ROOM, EVENT, ARGS...] emits EVENT to the room's members; "broadcast" with
+              [EVENT, ARGS...] emits to every other client of the namespace. Other paths
+              answer plain HTTP. Prints "listening on HOST:PORT" once ready (default
+              port 9002).
 
     Limits (both server and client), raised above the library defaults so that interop
     suites with large messages pass: messages and frames up to \(EchoLimits.maxMessageSize >> 20) MiB
@@ -230,6 +238,57 @@ func runServer(_ options: ServerOptions) async -> Int32 {
     return 0
 }
 
+// MARK: Socket.IO
+
+/// Wires the echo and the three commands on one namespace.
+func serveSocketIOEcho(_ namespace: SocketIONamespace) {
+    namespace.on("connection") { socket in
+        socket.onAny { event in
+            socket.emit(event.name, args: event.args)
+            if event.wantsAck { event.ack(with: event.args) }
+            switch event.name {
+            case "join":
+                if let room = event.data.stringValue { socket.join(room) }
+            case "to-room":
+                if let room = event.args.first?.stringValue, let name = event.args.dropFirst().first?.stringValue {
+                    namespace.to(room).emit(name, args: Array(event.args.dropFirst(2)))
+                }
+            case "broadcast":
+                if let name = event.data.stringValue {
+                    socket.broadcast.emit(name, args: Array(event.args.dropFirst()))
+                }
+            default:
+                break
+            }
+        }
+    }
+}
+
+func runSocketIO(_ options: ServerOptions) async -> Int32 {
+    let signals = Signals()
+    let server: WebSocketServer
+    do {
+        var configuration = ServerConfiguration()
+        configuration.connection = connectionSettings()
+        server = try await WebSocketServer.listen(host: options.host, port: options.port, configuration: configuration) { _ in
+            .text("wsecho socketio: Socket.IO lives at /socket.io/\n", status: 404)
+        }
+    } catch {
+        complain("wsecho: cannot listen on \(options.host):\(options.port): \(error)")
+        return 1
+    }
+    var settings = SocketIOServerConfiguration()
+    settings.logger.logLevel = .warning
+    let io = SocketIOServer(attachingTo: server, configuration: settings)
+    serveSocketIOEcho(io.of("/"))
+    io.allowNamespaces({ _, _ in true }, setUp: serveSocketIOEcho)
+    say("listening on \(server.host):\(server.port)")
+    _ = await signals.first()
+    io.close()
+    await server.shutdown(deadline: .seconds(2))
+    return 0
+}
+
 // MARK: Client
 
 func runClient(_ options: ClientOptions) async -> Int32 {
@@ -269,8 +328,9 @@ case "server":
 case "client":
     status = await runClient(parseClientOptions(rest))
 case "socketio":
-    complain("wsecho socketio: not implemented yet (Socket.IO is a later issue)")
-    status = 2
+    var options = parseServerOptions(rest)
+    if !rest.contains("--port") { options.port = 9002 }
+    status = await runSocketIO(options)
 case "--help", "-h", "help":
     printHelpAndExit()
 default:

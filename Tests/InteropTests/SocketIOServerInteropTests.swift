@@ -241,3 +241,48 @@ func waitUntil(_ what: String, timeout: Double, _ condition: () -> Bool) async t
         try await Task.sleep(nanoseconds: 10_000_000)
     }
 }
+
+/// `wsecho socketio` (the DESIGN.md contract) with python-socketio clients: echo, acks,
+/// rooms, broadcast, and a namespace nobody declared.
+@Suite(.serialized, .enabled(if: SocketIOPythonPeer.isAvailable, SocketIOPythonPeer.missing),
+       .enabled(if: Wsecho.url != nil, Wsecho.missing))
+struct WsechoSocketIOTests {
+    /// Starts `wsecho socketio --port 0` and returns it with its URL.
+    static func start() async throws -> (PythonProcess, String) {
+        let server = try PythonProcess(executable: Wsecho.url!, arguments: ["socketio", "--port", "0"], label: "wsecho socketio")
+        let line = try await server.waitForLine(timeout: 20) { $0.hasPrefix("listening on ") }
+        return (server, "http://" + line.dropFirst("listening on ".count))
+    }
+
+    @Test(arguments: SocketIOServerInteropTests.transportCases)
+    func roomsAndBroadcast(transports: String) async throws {
+        let (server, url) = try await Self.start()
+        defer { server.stop() }
+        let peer = try SocketIOPythonPeer.client("rooms", url: url, transports: transports)
+        defer { peer.stop() }
+        try await sioWait(peer, "done", timeout: 30)
+        #expect(Set(sioEvents(peer, "news").compactMap { $0["client"] as? String }) == ["a", "b"])
+        #expect(Set(sioEvents(peer, "hey").compactMap { $0["client"] as? String }) == ["b", "c"])
+        let received = sioEvents(peer, "received")
+        #expect(!received.contains { $0["client"] as? String == "a" && $0["name"] as? String == "hey" })
+    }
+
+    @Test(arguments: SocketIOServerInteropTests.transportCases)
+    func echoesOnAnyNamespace(transports: String) async throws {
+        let (server, url) = try await Self.start()
+        defer { server.stop() }
+        let peer = try SocketIOPythonPeer.client("namespaces", url: url, transports: transports)
+        defer { peer.stop() }
+        #expect(sameJSON(try await sioWait(peer, "root")["args"], ["on root"]))
+        #expect(sameJSON(try await sioWait(peer, "chat")["args"], ["on chat"]))
+        #expect(sameJSON(try await sioWait(peer, "chat-ack")["args"], ["ack on chat"]))
+        try await sioWait(peer, "done")
+    }
+
+    @Test func exitsOnSIGTERM() async throws {
+        let (server, _) = try await Self.start()
+        defer { server.stop() }
+        server.signal(SIGTERM)
+        #expect(await server.waitForExit(timeout: 10) == 0)
+    }
+}

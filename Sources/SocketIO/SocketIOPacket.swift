@@ -145,7 +145,7 @@ public struct SocketIOPacket: Sendable, Hashable {
         return packet
     }
 
-    private static func fill(_ value: JSONValue, _ attachments: [[UInt8]]) throws(DecodeError) -> JSONValue {
+    static func fill(_ value: JSONValue, _ attachments: [[UInt8]]) throws(DecodeError) -> JSONValue {
         switch value {
         case .array(let a):
             var out: [JSONValue] = []
@@ -162,6 +162,21 @@ public struct SocketIOPacket: Sendable, Hashable {
             var out: [String: JSONValue] = [:]
             for (k, v) in o { out[k] = try fill(v, attachments) }
             return .object(out)
+        default:
+            return value
+        }
+    }
+
+    /// Replaces binary values with numbered placeholders; returns the attachments.
+    static func deconstruct(_ value: JSONValue, into attachments: inout [[UInt8]]) -> JSONValue {
+        switch value {
+        case .binary(let bytes):
+            attachments.append(bytes)
+            return ["_placeholder": true, "num": .number(Double(attachments.count - 1))]
+        case .array(let a):
+            return .array(a.map { deconstruct($0, into: &attachments) })
+        case .object(let o):
+            return .object(o.mapValues { deconstruct($0, into: &attachments) })
         default:
             return value
         }

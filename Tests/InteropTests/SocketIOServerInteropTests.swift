@@ -47,7 +47,7 @@ final class TestSocketIOServer: @unchecked Sendable {
             socket.on("disconnect") { [self] event in
                 lock.withLock { _disconnects.append(event.data.stringValue ?? "") }
             }
-            socket.onAny { [self] event in
+            socket.onAny { event in
                 switch event.name {
                 case "join":
                     if let room = event.data.stringValue { socket.join(room) }

@@ -24,7 +24,8 @@ final class EngineIOSession: @unchecked Sendable {
     private var probing: WebSocket?
     private var outbox: [EngineIOPacket] = []
     private var outboxBytes = 0
-    private var poll: HTTPResponder?
+    /// The held GET and the headers (CORS) its answer carries.
+    private var poll: (responder: HTTPResponder, headers: [(name: String, value: String)])?
     private var closed = false
     private var pingTimer: Scheduled<Void>?
     private var pongTimer: Scheduled<Void>?
@@ -76,7 +77,7 @@ final class EngineIOSession: @unchecked Sendable {
     @discardableResult
     func send(_ packets: [EngineIOPacket]) -> Bool {
         var overflow = false
-        let (ws, release) = lock.withLock { () -> (WebSocket?, (HTTPResponder, String)?) in
+        let (ws, release) = lock.withLock { () -> (WebSocket?, (HTTPResponder, HTTPResponse)?) in
             guard !closed else { return (nil, nil) }
             if case .websocket(let ws) = transport {
                 return (ws, nil)
@@ -94,7 +95,7 @@ final class EngineIOSession: @unchecked Sendable {
             for p in packets { Self.write(p, to: ws) }
             return true
         }
-        if let (responder, body) = release { responder.respond(Self.pollResponse(body)) }
+        if let (responder, response) = release { responder.respond(response) }
         return !isClosed
     }
 
@@ -112,14 +113,14 @@ final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    /// Under the lock: the pending poll and the queued packets to answer it with.
-    private func takePoll() -> (HTTPResponder, String)? {
+    /// Under the lock: the pending poll and the answer carrying the queued packets.
+    private func takePoll() -> (HTTPResponder, HTTPResponse)? {
         guard let poll, !outbox.isEmpty else { return nil }
         self.poll = nil
         let body = EngineIOPacket.encodePayload(outbox)
         outbox = []
         outboxBytes = 0
-        return (poll, body)
+        return (poll.responder, Self.pollResponse(body).adding(poll.headers))
     }
 
     static func pollResponse(_ body: String) -> HTTPResponse {
@@ -143,15 +144,13 @@ final class EngineIOSession: @unchecked Sendable {
                 outboxBytes = 0
                 return .answer(body)
             }
-            poll = responder
+            poll = (responder, headers)
             return .hold
         }
         switch action {
         case .answer(let body):
             responder.respond(Self.pollResponse(body).adding(headers))
         case .hold:
-            // Headers (CORS) are fixed per request; keep them with the responder.
-            heldHeaders = headers
             responder.onCancel { [weak self] in self?.pollCancelled(responder) }
         case .overlap:
             responder.respond(EngineIOErrors.response(.badRequest).adding(headers))
@@ -161,15 +160,9 @@ final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    private var heldHeaders: [(name: String, value: String)] {
-        get { lock.withLock { _heldHeaders } }
-        set { lock.withLock { _heldHeaders = newValue } }
-    }
-    private var _heldHeaders: [(name: String, value: String)] = []
-
     private func pollCancelled(_ responder: HTTPResponder) {
         let current = lock.withLock { () -> Bool in
-            guard poll === responder else { return false }
+            guard poll?.responder === responder else { return false }
             poll = nil
             return true
         }
@@ -225,12 +218,12 @@ final class EngineIOSession: @unchecked Sendable {
         case .ping where packet.payload == .text("probe"):
             try? ws.send("3probe")
             // Release the pending poll so the client can pause polling.
-            let held = lock.withLock { () -> HTTPResponder? in
+            let held = lock.withLock { () -> (responder: HTTPResponder, headers: [(name: String, value: String)])? in
                 probing = ws
                 defer { poll = nil }
                 return poll
             }
-            held?.respond(Self.pollResponse("6").adding(heldHeaders))
+            held?.responder.respond(Self.pollResponse("6").adding(held?.headers ?? []))
         case .upgrade:
             let (ok, queued) = lock.withLock { () -> (Bool, [EngineIOPacket]) in
                 guard !closed, probing === ws else { return (false, []) }
@@ -316,7 +309,7 @@ final class EngineIOSession: @unchecked Sendable {
     /// Ends the session once: a held poll gets the close packet, a WebSocket closes,
     /// and `onClose` runs with the reason.
     func close(reason: String, log: String?) {
-        let state = lock.withLock { () -> (HTTPResponder?, WebSocket?, WebSocket?)? in
+        let state = lock.withLock { () -> ((responder: HTTPResponder, headers: [(name: String, value: String)])?, WebSocket?, WebSocket?)? in
             guard !closed else { return nil }
             closed = true
             pingTimer?.cancel()
@@ -333,9 +326,9 @@ final class EngineIOSession: @unchecked Sendable {
         // which tells clients not to reconnect on their own.
         let shutdown = reason == "server shutting down"
         if shutdown {
-            poll?.respond(HTTPResponse.text("shutting down\n", status: 503).adding(heldHeaders))
+            poll?.responder.respond(HTTPResponse.text("shutting down\n", status: 503).adding(poll?.headers ?? []))
         } else {
-            poll?.respond(Self.pollResponse(EngineIOPacket.encodePayload([EngineIOPacket(.close)])).adding(heldHeaders))
+            poll?.responder.respond(Self.pollResponse(EngineIOPacket.encodePayload([EngineIOPacket(.close)])).adding(poll?.headers ?? []))
         }
         if let ws, ws.readyState == .open {
             if reason == "forced close" { try? ws.send("1") }

@@ -29,8 +29,12 @@ public final class SocketIONamespace: @unchecked Sendable {
     private var middlewares: [Middleware] = []
     private var connectionHandlers: [@Sendable (SocketIOSocket) -> Void] = []
 
-    init(name: String) {
+    /// Where broadcasts go after local delivery (other nodes, through an adapter).
+    let relay: BroadcastRelay
+
+    init(name: String, relay: BroadcastRelay) {
         self.name = name
+        self.relay = relay
     }
 
     /// Calls `handler` with every socket that joins ("connection" or "connect").
@@ -178,17 +182,38 @@ public struct SocketIOBroadcast: Sendable {
     @discardableResult
     public func emit(_ event: String, _ args: JSONValue...) -> Bool { emit(event, args: args) }
 
-    /// Sends the event with an argument list.
+    /// Sends the event with an argument list (to this node's sockets, and through the
+    /// server's adapter to other nodes' when one is attached).
     @discardableResult
     public func emit(_ event: String, args: [JSONValue]) -> Bool {
         guard !ReservedEvents.names.contains(event) else { return false }
-        let packets = SocketIOPacket(.event, namespace: namespace.name, data: .array([.string(event)] + args)).engineIOPackets()
-        for socket in namespace.targets(rooms: rooms, except: except, excluded: excludingSocket) {
-            socket.sendEncoded(packets)
-        }
+        emitLocally(event, args: args)
+        namespace.relay.forward(self, event: event, args: args)
         return true
+    }
+
+    /// Delivers to this node's sockets only, encoding the packet once for all of them.
+    func emitLocally(_ event: String, args: [JSONValue]) {
+        let targets = namespace.targets(rooms: rooms, except: except, excluded: excludingSocket)
+        guard !targets.isEmpty else { return }
+        let packets = SocketIOPacket(.event, namespace: namespace.name, data: .array([.string(event)] + args)).engineIOPackets()
+        for socket in targets { socket.sendEncoded(packets) }
     }
 
     /// The sockets this broadcast would reach now.
     public var sockets: [SocketIOSocket] { namespace.targets(rooms: rooms, except: except, excluded: excludingSocket) }
+}
+
+/// Carries broadcasts to other server nodes: an adapter (Redis) installs the sink.
+final class BroadcastRelay: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var sink: (@Sendable (SocketIOBroadcast, String, [JSONValue]) -> Void)?
+
+    func install(_ sink: @escaping @Sendable (SocketIOBroadcast, String, [JSONValue]) -> Void) {
+        lock.withLock { self.sink = sink }
+    }
+
+    func forward(_ broadcast: SocketIOBroadcast, event: String, args: [JSONValue]) {
+        lock.withLock { sink }?(broadcast, event, args)
+    }
 }

@@ -21,12 +21,13 @@ public final class SocketIOServer: @unchecked Sendable {
     private var namespaces: [String: SocketIONamespace] = [:]
     private var dynamicNamespaces: (accept: @Sendable (String, JSONValue) -> Bool, setUp: @Sendable (SocketIONamespace) -> Void)?
     private var connections: [ObjectIdentifier: SocketIOServerConnection] = [:]
+    let relay = BroadcastRelay()
 
     /// Mounts Socket.IO at `configuration.path` of `server`.
     public init(attachingTo server: WebSocketServer, configuration: SocketIOServerConfiguration = .init()) {
         self.configuration = configuration
         self.engine = EngineIOServer(config: configuration)
-        namespaces["/"] = SocketIONamespace(name: "/")
+        namespaces["/"] = SocketIONamespace(name: "/", relay: relay)
         engine.onSession = { [weak self] session in
             guard let self else { return }
             let connection = SocketIOServerConnection(session: session, server: self)
@@ -44,7 +45,7 @@ public final class SocketIOServer: @unchecked Sendable {
         let name = name.hasPrefix("/") ? name : "/" + name
         return lock.withLock {
             if let existing = namespaces[name] { return existing }
-            let created = SocketIONamespace(name: name)
+            let created = SocketIONamespace(name: name, relay: relay)
             namespaces[name] = created
             return created
         }
@@ -64,13 +65,16 @@ public final class SocketIOServer: @unchecked Sendable {
         guard let dynamic, name.hasPrefix("/"), dynamic.accept(name, auth) else { return nil }
         let (namespace, created) = lock.withLock { () -> (SocketIONamespace, Bool) in
             if let raced = namespaces[name] { return (raced, false) }
-            let created = SocketIONamespace(name: name)
+            let created = SocketIONamespace(name: name, relay: relay)
             namespaces[name] = created
             return (created, true)
         }
         if created { dynamic.setUp(namespace) }
         return namespace
     }
+
+    /// The namespace if it exists (remote broadcasts never create one).
+    func existingNamespace(_ name: String) -> SocketIONamespace? { lock.withLock { namespaces[name] } }
 
     func connectionClosed(_ connection: SocketIOServerConnection) {
         lock.withLock { _ = connections.removeValue(forKey: ObjectIdentifier(connection)) }

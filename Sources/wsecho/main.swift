@@ -244,18 +244,18 @@ func runServer(_ options: ServerOptions) async -> Int32 {
 func serveSocketIOEcho(_ namespace: SocketIONamespace) {
     namespace.on("connection") { socket in
         socket.onAny { event in
-            socket.emit(event.name, args: event.args)
+            socket.emit(event.name, with: event.args)
             if event.wantsAck { event.ack(with: event.args) }
             switch event.name {
             case "join":
                 if let room = event.data.stringValue { socket.join(room) }
             case "to-room":
                 if let room = event.args.first?.stringValue, let name = event.args.dropFirst().first?.stringValue {
-                    namespace.to(room).emit(name, args: Array(event.args.dropFirst(2)))
+                    namespace.to(room).emit(name, with: Array(event.args.dropFirst(2)))
                 }
             case "broadcast":
                 if let name = event.data.stringValue {
-                    socket.broadcast.emit(name, args: Array(event.args.dropFirst()))
+                    socket.broadcast.emit(name, with: Array(event.args.dropFirst()))
                 }
             default:
                 break

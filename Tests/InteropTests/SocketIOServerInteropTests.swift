@@ -53,16 +53,16 @@ final class TestSocketIOServer: @unchecked Sendable {
                     if let room = event.data.stringValue { socket.join(room) }
                 case "to-room":
                     if let room = event.args.first?.stringValue, let name = event.args.dropFirst().first?.stringValue {
-                        namespace.to(room).emit(name, args: Array(event.args.dropFirst(2)))
+                        namespace.to(room).emit(name, with: Array(event.args.dropFirst(2)))
                     }
                     return
                 case "broadcast":
-                    if let name = event.data.stringValue { socket.broadcast.emit(name, args: Array(event.args.dropFirst())) }
+                    if let name = event.data.stringValue { socket.broadcast.emit(name, with: Array(event.args.dropFirst())) }
                     return
                 case "ask-client":
-                    socket.emit("question", args: event.args, timeout: .seconds(10)) { result in
+                    socket.emit("question", with: event.args, timeout: .seconds(10)) { result in
                         switch result {
-                        case .success(let answer): socket.emit("answer", args: answer)
+                        case .success(let answer): socket.emit("answer", with: answer)
                         case .failure(let error): socket.emit("answer", .string("failed: \(error)"))
                         }
                     }
@@ -70,7 +70,7 @@ final class TestSocketIOServer: @unchecked Sendable {
                 default:
                     break
                 }
-                if event.wantsAck { event.ack(with: event.args) } else { socket.emit(event.name, args: event.args) }
+                if event.wantsAck { event.ack(with: event.args) } else { socket.emit(event.name, with: event.args) }
             }
         }
     }

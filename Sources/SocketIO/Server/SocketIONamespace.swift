@@ -59,7 +59,7 @@ public final class SocketIONamespace: @unchecked Sendable {
     /// Emits to every socket of the namespace.
     @discardableResult
     public func emit(_ event: String, _ args: JSONValue...) -> Bool {
-        SocketIOBroadcast(namespace: self).emit(event, args: args)
+        SocketIOBroadcast(namespace: self).emit(event, with: args)
     }
 
     /// Emits to a room's members.
@@ -180,20 +180,20 @@ public struct SocketIOBroadcast: Sendable {
 
     /// Sends the event; returns false for a reserved event name.
     @discardableResult
-    public func emit(_ event: String, _ args: JSONValue...) -> Bool { emit(event, args: args) }
+    public func emit(_ event: String, _ args: JSONValue...) -> Bool { emit(event, with: args) }
 
     /// Sends the event with an argument list (to this node's sockets, and through the
     /// server's adapter to other nodes' when one is attached).
     @discardableResult
-    public func emit(_ event: String, args: [JSONValue]) -> Bool {
+    public func emit(_ event: String, with args: [JSONValue]) -> Bool {
         guard !ReservedEvents.names.contains(event) else { return false }
-        emitLocally(event, args: args)
+        emitLocally(event, with: args)
         namespace.relay.forward(self, event: event, args: args)
         return true
     }
 
     /// Delivers to this node's sockets only, encoding the packet once for all of them.
-    func emitLocally(_ event: String, args: [JSONValue]) {
+    func emitLocally(_ event: String, with args: [JSONValue]) {
         let targets = namespace.targets(rooms: rooms, except: except, excluded: excludingSocket)
         guard !targets.isEmpty else { return }
         let packets = SocketIOPacket(.event, namespace: namespace.name, data: .array([.string(event)] + args)).engineIOPackets()

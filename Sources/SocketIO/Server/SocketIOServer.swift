@@ -93,7 +93,7 @@ public final class SocketIOServer: @unchecked Sendable {
 
     /// Emits to every socket of "/".
     @discardableResult
-    public func emit(_ event: String, _ args: JSONValue...) -> Bool { SocketIOBroadcast(namespace: of("/")).emit(event, args: args) }
+    public func emit(_ event: String, _ args: JSONValue...) -> Bool { SocketIOBroadcast(namespace: of("/")).emit(event, with: args) }
 
     /// Emits to a room of "/".
     public func to(_ room: String) -> SocketIOBroadcast { of("/").to(room) }

@@ -82,12 +82,12 @@ public final class SocketIOSocket: @unchecked Sendable {
     /// name or once the client is gone.
     @discardableResult
     public func emit(_ event: String, _ args: JSONValue...) -> Bool {
-        emit(event, args: args)
+        emit(event, with: args)
     }
 
     /// Sends an event with an argument list.
     @discardableResult
-    public func emit(_ event: String, args: [JSONValue]) -> Bool {
+    public func emit(_ event: String, with args: [JSONValue]) -> Bool {
         guard !ReservedEvents.names.contains(event), connected else { return false }
         return connection.send(SocketIOPacket(.event, namespace: namespace.name, data: .array([.string(event)] + args)))
     }
@@ -96,18 +96,18 @@ public final class SocketIOSocket: @unchecked Sendable {
     /// arguments, `.ackTimeout` after `timeout`, or `.disconnected` if the client leaves.
     public func emit(_ event: String, _ args: JSONValue..., timeout: TimeAmount = .seconds(30),
                      ack: @escaping @Sendable (Result<[JSONValue], SocketIOError>) -> Void) {
-        emit(event, args: args, timeout: timeout, ack: ack)
+        emit(event, with: args, timeout: timeout, ack: ack)
     }
 
     /// Sends an event and returns the client's acknowledgement arguments.
     public func emitWithAck(_ event: String, _ args: JSONValue..., timeout: TimeAmount = .seconds(30)) async throws -> [JSONValue] {
         try await withCheckedThrowingContinuation { continuation in
-            emit(event, args: args, timeout: timeout) { continuation.resume(with: $0) }
+            emit(event, with: args, timeout: timeout) { continuation.resume(with: $0) }
         }
     }
 
     /// Sends an event with an argument list and waits for the acknowledgement.
-    public func emit(_ event: String, args: [JSONValue], timeout: TimeAmount = .seconds(30),
+    public func emit(_ event: String, with args: [JSONValue], timeout: TimeAmount = .seconds(30),
                      ack: @escaping @Sendable (Result<[JSONValue], SocketIOError>) -> Void) {
         guard !ReservedEvents.names.contains(event) else { return ack(.failure(.reservedEventName(event))) }
         let id = lock.withLock { () -> Int? in

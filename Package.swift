@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "WebSockets", targets: ["WebSockets"]),
         .library(name: "WebSocketFraming", targets: ["WebSocketFraming"]),
         .library(name: "SocketIO", targets: ["SocketIO"]),
+        .library(name: "RedisPubSub", targets: ["RedisPubSub"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
         .executable(name: "wsecho", targets: ["wsecho"]),
     ],
@@ -36,11 +37,23 @@ let package = Package(
             dependencies: ["CWebSocket"],
             path: "Sources/WebSocketFraming"),
 
+        // A small Redis client (RESP over NIO): commands, pub/sub, reconnection.
+        .target(
+            name: "RedisPubSub",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/RedisPubSub"),
+
         // Connections on SwiftNIO: client, server, TLS, browser and async APIs.
         .target(
             name: "WebSockets",
             dependencies: [
                 "WebSocketFraming",
+                "RedisPubSub",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -55,7 +68,7 @@ let package = Package(
         .target(
             name: "SocketIO",
             dependencies: [
-                "WebSockets",
+                "WebSockets", "RedisPubSub",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -117,6 +130,7 @@ let package = Package(
             name: "WebSocketsTests",
             dependencies: [
                 "WebSockets",
+                "RedisPubSub",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -10,6 +10,10 @@ public enum OverflowPolicy: Sendable, Hashable {
     case closePolicyViolation
     /// Close with 1013 (try again later).
     case closeTryAgainLater
+    /// Drop each message that would take the queue past the limit (all its frames, so
+    /// the stream stays valid); the connection stays open and later messages go out once
+    /// the peer catches up. Suits feeds where a late message is worth less than a gap.
+    case dropMessages
     /// Keep queueing (memory grows with a reader that never reads).
     case unbounded
 }

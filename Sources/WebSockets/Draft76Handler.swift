@@ -150,4 +150,8 @@ final class Draft76Handler: ChannelInboundHandler, RemovableChannelHandler, Sock
     }
 
     func resumeReading() {}
+
+    /// Never called: published messages reach draft-76 connections through `send`, as
+    /// its framing differs from RFC 6455's shared frames.
+    func sendEncoded(_ frames: ByteBuffer, size: Int) { socket.didWrite(size) }
 }

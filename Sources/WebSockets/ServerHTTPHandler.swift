@@ -161,7 +161,9 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
-        let socket = WebSocket(url: request.uri, eventLoop: context.eventLoop, configuration: config.connection)
+        let socket = WebSocket(
+            url: request.uri, eventLoop: context.eventLoop, configuration: config.connection,
+            fanout: FanoutEncoding(deflate: deflate), topics: server.topics)
         let handler = WebSocketHandler(
             socket: socket, role: .server, deflate: deflate, protocol: chosenProtocol ?? "",
             extensions: ExtensionOffer.format(extensions))
@@ -204,7 +206,9 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let offered = Handshake.parseProtocols([request.header("Sec-WebSocket-Protocol") ?? ""]) ?? []
         let chosen = server.selectProtocol(offered, request)
         let scheme = config.tls == nil ? "ws" : "wss"
-        let socket = WebSocket(url: request.uri, eventLoop: context.eventLoop, configuration: config.connection)
+        let socket = WebSocket(
+            url: request.uri, eventLoop: context.eventLoop, configuration: config.connection, fanout: .legacy,
+            topics: server.topics)
         let handler = Draft76Handler(
             socket: socket, key1: key1, key2: key2, origin: request.header("Origin"),
             location: "\(scheme)://\(host)\(request.uri)", protocol: chosen)

@@ -87,10 +87,18 @@ public final class WebSocket: @unchecked Sendable {
         var onclose: (@Sendable (CloseEvent) -> Void)?
     }
 
-    init(url: String, eventLoop: EventLoop, configuration: ConnectionConfiguration) {
+    /// How published messages reach this connection (fixed at the handshake).
+    let fanout: FanoutEncoding
+    /// The server's topics (server-side connections only).
+    let topicRegistry: TopicRegistry?
+
+    init(url: String, eventLoop: EventLoop, configuration: ConnectionConfiguration,
+         fanout: FanoutEncoding = .legacy, topics: TopicRegistry? = nil) {
         self.url = url
         self.eventLoop = eventLoop
         self.configuration = configuration
+        self.fanout = fanout
+        self.topicRegistry = topics
     }
 
     // MARK: Browser API
@@ -358,6 +366,25 @@ public final class WebSocket: @unchecked Sendable {
         return true
     }
 
+    /// Queues a published message, on the event loop: `frames` are the shared frames
+    /// built for this connection's encoding, or nil for the connection to build its own.
+    /// Counted in `bufferedAmount` like `send`; skipped unless open.
+    func deliverPublished(_ frames: ByteBuffer?, message: Message, size: Int) {
+        eventLoop.assertInEventLoop()
+        let accepted = lock.withLock { () -> Bool in
+            guard state == .open else { return false }
+            buffered += size
+            return true
+        }
+        guard accepted else { return }
+        guard let handler else { return didWrite(size) }
+        if let frames {
+            handler.sendEncoded(frames, size: size)
+        } else {
+            handler.send(message, size: size, enforceLimit: true)
+        }
+    }
+
     func resumeReading() { onLoop { $0.resumeReading() } }
 
     func didWrite(_ bytes: Int) {
@@ -436,4 +463,7 @@ protocol SocketDriver: AnyObject {
     func close(code: CloseCode?, reason: String)
     /// Resumes reading after the async message queue drained.
     func resumeReading()
+    /// Queues frames already built for many connections (a published message) whose
+    /// payload is `size` bytes (already counted in bufferedAmount), under the overflow policy.
+    func sendEncoded(_ frames: ByteBuffer, size: Int)
 }

@@ -267,16 +267,60 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
             socket.didWrite(size)
             return
         }
+        if enforceLimit && dropsOverLimit(size) { return }
         write(accounting: size) { out in try self.writer.write(message, fragmentSize: self.config.fragmentSize, into: &out) }
-        if enforceLimit && size > 0 && socket.bufferedAmount > config.maxBufferedBytes {
-            switch config.overflowPolicy {
-            case .closePolicyViolation:
-                fail(.bufferOverflow(socket.bufferedAmount), code: .policyViolation)
-            case .closeTryAgainLater:
-                fail(.bufferOverflow(socket.bufferedAmount), code: .tryAgainLater)
-            case .unbounded:
-                break
+        if enforceLimit { applyOverflowPolicy(size) }
+    }
+
+    /// Frames built once for many connections (a published message): small ones are
+    /// copied into the batch (one memcpy costs less than a write of their own); larger
+    /// ones are written as the shared buffer itself, after the batch so far, so every
+    /// subscriber's socket sends the same memory. Counted in `bufferedAmount` and subject
+    /// to the overflow policy like `send`.
+    func sendEncoded(_ frames: ByteBuffer, size: Int) {
+        guard !closeSent, let context else {
+            socket.didWrite(size)
+            return
+        }
+        if dropsOverLimit(size) { return }
+        if frames.readableBytes <= Self.copyLimit {
+            var buffer = batch ?? context.channel.allocator.buffer(capacity: 1024)
+            buffer.writeImmutableBuffer(frames)
+            batch = buffer
+        } else {
+            if let pending = batch, pending.readableBytes > 0 {
+                context.write(wrapOutboundOut(pending), promise: nil)
+                batch = nil
             }
+            context.write(wrapOutboundOut(frames), promise: nil)
+        }
+        unflushedPayload += size
+        scheduleFlush()
+        applyOverflowPolicy(size)
+    }
+
+    /// Shared frames up to this size are copied into the batch rather than written by reference.
+    static let copyLimit = 1024
+
+    /// Under `dropMessages`, a message that takes the queue past the limit is released
+    /// unsent (it was already counted in `bufferedAmount`).
+    private func dropsOverLimit(_ size: Int) -> Bool {
+        guard config.overflowPolicy == .dropMessages, size > 0, socket.bufferedAmount > config.maxBufferedBytes else {
+            return false
+        }
+        socket.didWrite(size)
+        return true
+    }
+
+    private func applyOverflowPolicy(_ size: Int) {
+        guard size > 0 && socket.bufferedAmount > config.maxBufferedBytes else { return }
+        switch config.overflowPolicy {
+        case .closePolicyViolation:
+            fail(.bufferOverflow(socket.bufferedAmount), code: .policyViolation)
+        case .closeTryAgainLater:
+            fail(.bufferOverflow(socket.bufferedAmount), code: .tryAgainLater)
+        case .dropMessages, .unbounded:
+            break
         }
     }
 

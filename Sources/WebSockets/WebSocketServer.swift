@@ -28,6 +28,12 @@ public final class WebSocketServer: @unchecked Sendable {
     /// Connections still speaking plain HTTP (closed at shutdown).
     private var httpChannels: [ObjectIdentifier: Channel] = [:]
     private var shuttingDown = false
+    /// Which connections subscribe to which topics.
+    let topics = TopicRegistry()
+    /// Builds each published message's frames once.
+    let fanoutEncoder: FanoutEncoder
+    /// The optional Redis backing of the topics.
+    private var backing: RedisTopicBacking?
 
     private struct Hooks {
         var onconnection: (@Sendable (WebSocket, HTTPRequest) -> Void)?
@@ -41,6 +47,7 @@ public final class WebSocketServer: @unchecked Sendable {
         self.host = host
         self.port = port
         self.configuration = configuration
+        fanoutEncoder = FanoutEncoder(configuration: configuration.connection)
     }
 
     /// Starts listening. Port 0 picks a free port (read it from `port`).
@@ -173,7 +180,10 @@ public final class WebSocketServer: @unchecked Sendable {
     func willOpen(_ socket: WebSocket, request: HTTPRequest, route: ServerRoute? = nil) {
         let id = ObjectIdentifier(socket)
         lock.withLock { open[id] = socket }
-        socket.onFinish = { [weak self] in self?.lock.withLock { _ = self?.open.removeValue(forKey: id) } }
+        socket.onFinish = { [weak self] in
+            self?.lock.withLock { _ = self?.open.removeValue(forKey: id) }
+            self?.topics.drop(id)
+        }
         socket.onOpened = { [weak self, weak socket] in
             guard let self, let socket else { return }
             let (hook, closing) = self.lock.withLock { (self.hooks.onconnection, self.shuttingDown) }
@@ -182,6 +192,24 @@ public final class WebSocketServer: @unchecked Sendable {
             // Upgraded while shutdown began: the app still sees it open and close, and the
             // peer gets a proper goodbye instead of a dropped connection.
             if closing { socket.startClose(code: .goingAway, reason: "server shutting down") }
+        }
+    }
+
+    /// The Redis backing of the topics, if connected.
+    var redisBacking: RedisTopicBacking? { lock.withLock { backing } }
+
+    func setRedisBackingIfNone(_ b: RedisTopicBacking) -> Bool {
+        lock.withLock {
+            if backing != nil || shuttingDown { return false }
+            backing = b
+            return true
+        }
+    }
+
+    func takeRedisBacking() -> RedisTopicBacking? {
+        lock.withLock {
+            defer { backing = nil }
+            return backing
         }
     }
 
@@ -212,6 +240,7 @@ public final class WebSocketServer: @unchecked Sendable {
         while busy() && NIODeadline.now() < hardStop {
             try? await Task.sleep(nanoseconds: 2_000_000)
         }
+        await disconnectTopicsFromRedis()
     }
 
     /// Closes connections still in plain HTTP, each on its own event loop: one that

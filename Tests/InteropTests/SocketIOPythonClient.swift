@@ -30,7 +30,8 @@ enum SocketIOPythonPeer {
         return url
     }()
 
-    /// Starts a scenario: `python sio_client.py SCENARIO URL [TRANSPORTS]`.
+    /// Starts a scenario: `python sio_client.py SCENARIO URL TRANSPORTS` (for "cluster",
+    /// the third argument is the second node's URL).
     static func client(_ scenario: String, url: String, transports: String = "default") throws -> PythonProcess {
         try PythonProcess(arguments: [clientScript.path, scenario, url, transports], label: "python-socketio \(scenario)")
     }
@@ -177,8 +178,38 @@ async def reconnect(url, transports):
     await sio.disconnect()
     out(event="done")
 
+async def cluster(ours, theirs):
+    """a on our node; b and c on the python node; a and b join room r."""
+    a, b, c = client(), client(), client()
+    qa, qb, qc = recorder(a, "a"), recorder(b, "b"), recorder(c, "c")
+    await a.connect(ours, wait_timeout=10)
+    await b.connect(theirs, wait_timeout=10)
+    await c.connect(theirs, wait_timeout=10)
+    await a.call("join", "r", timeout=10)
+    await b.call("join", "r", timeout=10)
+    await a.emit("to-room", ("r", "from-ours", {"n": 1, "bin": b"\x00\xff"}))
+    await expect(qb, "from-ours")
+    await b.emit("to-room", ("r", "from-python", "x", 2))
+    await expect(qa, "from-python")
+    await a.emit("broadcast", ("ours-broadcast",))
+    await expect(qb, "ours-broadcast")
+    await expect(qc, "ours-broadcast")
+    await b.emit("broadcast", ("py-broadcast",))
+    await expect(qa, "py-broadcast")
+    await expect(qc, "py-broadcast")
+    await asyncio.sleep(0.3)  # time for anything that should not arrive
+    out(event="done")
+    for x in (a, b, c):
+        await x.disconnect()
+
 async def main():
     scenario, url, transports = sys.argv[1], sys.argv[2], sys.argv[3]
+    if scenario == "cluster":
+        try:
+            await asyncio.wait_for(cluster(url, transports), 90)
+        except Exception as e:
+            out(event="error", error=f"{type(e).__name__}: {e}")
+        return
     transports = None if transports == "default" else transports.split(",")
     try:
         await asyncio.wait_for(globals()[scenario](url, transports), 90)

@@ -223,6 +223,47 @@ final class ProtocolTestServer: @unchecked Sendable {
         await server.stop()
     }
 
+    @Test func upgradeFromPollingToWebSocket() async throws {
+        let server = try await ProtocolTestServer()
+        let (sid, _, _) = try server.handshake()
+        _ = try server.post(sid, "40")
+        _ = try server.poll(sid)
+        let held = Task.detached { try server.poll(sid) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
+        var messages = ws.messages.makeAsyncIterator()
+        try await ws.send("2probe")
+        #expect(try await messages.next() == .text("3probe"))
+        // The held poll is released with a noop so the client can pause polling.
+        #expect(try await held.value.body == "6")
+        // Something emitted before the upgrade completes waits, then goes over WebSocket.
+        server.io.emit("queued", 1)
+        try await ws.send("5")
+        #expect(try await messages.next() == .text("42[\"queued\",1]"))
+        try await ws.send("42[\"over-ws\"]")
+        try await waitFor { server.events.contains("over-ws []") }
+        #expect(server.io.sockets.sockets.first?.transport == .websocket)
+        // Polling is over for this session.
+        #expect(try server.poll(sid).status == 400)
+        try await ws.close()
+        await server.stop()
+    }
+
+    @Test func probeWithoutUpgradeTimesOutAndPollingGoesOn() async throws {
+        let server = try await ProtocolTestServer { $0.upgradeTimeout = .milliseconds(300) }
+        let (sid, _, _) = try server.handshake()
+        _ = try server.post(sid, "40")
+        _ = try server.poll(sid)
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
+        var messages = ws.messages.makeAsyncIterator()
+        try await ws.send("2probe")
+        #expect(try await messages.next() == .text("3probe"))
+        #expect(await closeCode(ws) == 1008)
+        server.io.emit("still-polling")
+        #expect(try server.poll(sid).body == "42[\"still-polling\"]")
+        await server.stop()
+    }
+
     @Test func serverAcknowledgementsTimeOut() async throws {
         let server = try await ProtocolTestServer()
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket")

@@ -224,6 +224,17 @@ final class EngineIOSession: @unchecked Sendable {
                 return poll
             }
             held?.responder.respond(Self.pollResponse("6").adding(held?.headers ?? []))
+            // A client that probes but never upgrades goes back to plain polling.
+            let timeout = config.upgradeTimeout
+            loop.scheduleTask(in: timeout) { [weak self, weak ws] () -> Void in
+                guard let self, let ws else { return }
+                let stale = self.lock.withLock { () -> Bool in
+                    guard self.probing === ws else { return false }
+                    self.probing = nil
+                    return true
+                }
+                if stale { ws.close(status: .policyViolation, reason: "upgrade timed out") }
+            }
         case .upgrade:
             let (ok, queued) = lock.withLock { () -> (Bool, [EngineIOPacket]) in
                 guard !closed, probing === ws else { return (false, []) }

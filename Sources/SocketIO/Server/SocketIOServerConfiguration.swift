@@ -18,6 +18,9 @@ public struct SocketIOServerConfiguration: Sendable {
     public var transports: Set<EngineIOTransport> = [.polling, .websocket]
     /// Whether polling clients may upgrade to WebSocket (default true).
     public var allowUpgrades = true
+    /// How long a client may take between its upgrade probe and the upgrade packet;
+    /// after it the probe WebSocket is closed and polling goes on (default 10 s).
+    public var upgradeTimeout: TimeAmount = .seconds(10)
     /// How often the server pings each client (default 25 s).
     public var pingInterval: TimeAmount = .seconds(25)
     /// How long a pong may take before the client counts as gone (default 20 s).

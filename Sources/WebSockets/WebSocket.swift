@@ -121,15 +121,53 @@ public final class WebSocket: @unchecked Sendable {
     /// Bytes queued by `send` and not yet handed to the operating system.
     public var bufferedAmount: Int { lock.withLock { buffered } }
 
-    /// Called when the connection opens.
+    /// Called when the connection opens. Set after the connection opened without a
+    /// handler (a fast handshake can beat the line after `WebSocket(url:)`), it is called
+    /// once on the event loop.
     public var onopen: (@Sendable (OpenEvent) -> Void)? {
         get { lock.withLock { callbacks.onopen } }
-        set { lock.withLock { callbacks.onopen = newValue } }
+        set {
+            let late: OpenEvent? = lock.withLock {
+                // Kept only while the connection lives: closures usually capture the socket.
+                if state != .closed { callbacks.onopen = newValue }
+                guard newValue != nil, let event = undeliveredOpen else { return nil }
+                undeliveredOpen = nil
+                return event
+            }
+            // Like a browser's queued event: whichever handler is set when it runs gets
+            // it, so code setting onopen twice in a row sees the second one called.
+            if let late, let newValue {
+                eventLoop.execute { [self] in (lock.withLock { callbacks.onopen } ?? newValue)(late) }
+            }
+        }
     }
-    /// Called for every message (unless an async reader consumes `messages`).
+    /// Called for every message (unless an async reader consumes `messages`). Messages
+    /// that arrive before either is set wait for it (up to `inboundMessageQueue` of them;
+    /// later ones are dropped), so none is lost to a handler set a moment too late.
     public var onmessage: (@Sendable (MessageEvent) -> Void)? {
         get { lock.withLock { callbacks.onmessage } }
-        set { lock.withLock { callbacks.onmessage = newValue } }
+        set {
+            let flush = lock.withLock { () -> Bool in
+                if state == .closed { lateMessageHandler = newValue } else { callbacks.onmessage = newValue }
+                return newValue != nil && !early.isEmpty
+            }
+            if flush { eventLoop.execute { [self] in flushEarly() } }
+        }
+    }
+
+    /// Hands the waiting messages to `onmessage`, in order, then resumes reading. Runs
+    /// on the event loop, where messages are delivered, so later ones queue behind.
+    private func flushEarly() {
+        while true {
+            let next = lock.withLock { () -> (Message, (@Sendable (MessageEvent) -> Void))? in
+                guard let handler = callbacks.onmessage ?? lateMessageHandler, !early.isEmpty else { return nil }
+                return (early.removeFirst(), handler)
+            }
+            guard let (message, handler) = next else { break }
+            handler(MessageEvent(data: message))
+        }
+        lock.withLock { lateMessageHandler = nil }
+        resumeReading()
     }
     /// Called when the connection fails (then `onclose` follows). Set after a failure
     /// that had no handler yet (a refused connect can beat the next line of code), it is
@@ -165,8 +203,13 @@ public final class WebSocket: @unchecked Sendable {
         }
     }
 
-    /// The failure and close that found no handler, kept for one that is set later.
+    /// The open, failure and close that found no handler, kept for one set later.
+    private var undeliveredOpen: OpenEvent?
     private var undeliveredError: ErrorEvent?
+    /// Messages that arrived before `onmessage` or `messages` was set.
+    private var early: [Message] = []
+    /// The handler set after the close cleared the callbacks (it still gets `early`).
+    private var lateMessageHandler: (@Sendable (MessageEvent) -> Void)?
     private var undeliveredClose: CloseEvent?
 
     /// Sends a text message. Throws `WebSocketError.invalidState` while connecting; after
@@ -249,6 +292,9 @@ public final class WebSocket: @unchecked Sendable {
             if let inbound { return inbound }
             let q = MessageQueue(capacity: configuration.inboundMessageQueue) { [weak self] in self?.resumeReading() }
             inbound = q
+            // Messages that arrived before the reader came go first.
+            for m in early { _ = q.push(m) }
+            early = []
             // Asked for after the end: an ended sequence, never one that waits forever.
             if state == .closed { q.finish(error: nil) }
             return q
@@ -355,12 +401,30 @@ public final class WebSocket: @unchecked Sendable {
             onOpened = nil
             opened()
         }
-        lock.withLock { callbacks.onopen }?(OpenEvent(protocol: chosen))
+        let onopen = lock.withLock { () -> (@Sendable (OpenEvent) -> Void)? in
+            if callbacks.onopen == nil { undeliveredOpen = OpenEvent(protocol: chosen) }
+            return callbacks.onopen
+        }
+        onopen?(OpenEvent(protocol: chosen))
     }
 
     /// Delivers a message; returns false when the async queue is full (stop reading).
     func deliver(_ message: Message) -> Bool {
-        let (queue, onmessage) = lock.withLock { (inbound, callbacks.onmessage) }
+        let (queue, onmessage, waiting) = lock.withLock { () -> (MessageQueue?, (@Sendable (MessageEvent) -> Void)?, Bool?) in
+            // No consumer yet, or older messages still waiting for one: keep the order.
+            if inbound == nil && (callbacks.onmessage == nil || !early.isEmpty) {
+                guard early.count < configuration.inboundMessageQueue else { return (nil, nil, false) }
+                early.append(message)
+                return (nil, nil, true)
+            }
+            return (inbound, callbacks.onmessage, nil)
+        }
+        if let waiting {
+            // An application that never consumes messages must not stall the connection
+            // (pings and the close still need reading): past the bound they are dropped.
+            if !waiting { configuration.logger.debug("message dropped: no onmessage handler or messages reader", metadata: ["url": "\(url)"]) }
+            return true
+        }
         if let queue { return queue.push(message) }
         onmessage?(MessageEvent(data: message))
         return true

@@ -858,14 +858,6 @@ enum CloseCases {
             #expect(wsecho.stderrLines.count == 1, "one line on stderr:\n\(wsecho.transcript)")
         }
 
-        @Test func socketIOIsNotImplementedYet() async throws {
-            let wsecho = try PythonProcess(executable: Wsecho.url!, arguments: ["socketio"], label: "wsecho")
-            defer { wsecho.stop() }
-            #expect(await wsecho.waitForExit(timeout: 20) == 2)
-            #expect(wsecho.stderrLines.count == 1)
-            #expect(wsecho.stderrLines.first?.contains("not implemented yet") == true)
-        }
-
         @Test(arguments: [[], ["bogus"], ["server", "--port", "x"], ["server", "--tls-cert", "a.pem"], ["client"], ["client", "--url"], ["server", "--nope"]])
         func badArguments(_ arguments: [String]) async throws {
             let wsecho = try PythonProcess(executable: Wsecho.url!, arguments: arguments, label: "wsecho")

@@ -50,7 +50,9 @@ struct ConnViolation: Sendable, CustomTestStringConvertible {
         let server = try await WebSocketServer.conn()
         let sockets = ConnServerSockets(server)
         let ws = WebSocket(url: Conn.url(server))
-        #expect(ws.readyState == .connecting)
+        // CONNECTING until the handshake is done; on a busy machine the event loop can
+        // finish it before this line, and the handlers set below still get every event.
+        #expect([.connecting, .open].contains(ws.readyState))
         let events = ConnRecorder()
         events.attach(ws)
         await events.expectOpen()

@@ -336,3 +336,44 @@ import Testing
         await server.shutdown(deadline: .milliseconds(300))
     }
 }
+
+/// Handlers set after the connection already opened and received messages (a fast
+/// handshake beating the line after `WebSocket(url:)`) still get the open event and
+/// every message, in order.
+@Suite struct EarlyEventTests {
+    @Test func lateHandlersGetOpenAndEarlyMessages() async throws {
+        let server = try await WebSocketServer.conn()
+        server.onconnection = { ws, _ in
+            for i in 0..<5 { try? ws.send("early \(i)") }
+        }
+        let ws = WebSocket(url: Conn.url(server))
+        // Wait until it is open and the messages are surely in, before any handler exists.
+        while ws.readyState != .open { await Conn.sleep(ms: 5) }
+        await Conn.sleep(ms: 200)
+        let events = ConnRecorder()
+        events.attach(ws)
+        await events.expectOpen()
+        _ = try await events.waitMessages(5)
+        #expect(events.lines == ["open[1] "] + (0..<5).map { "message text(early \($0))" })
+        try ws.closeNow(code: 1000)
+        _ = try await events.waitClose()
+        await server.shutdown(deadline: .milliseconds(300))
+    }
+
+    @Test func lateAsyncReaderGetsEarlyMessagesFirst() async throws {
+        let server = try await WebSocketServer.conn()
+        server.onconnection = { ws, _ in
+            for i in 0..<3 { try? ws.send("early \(i)") }
+        }
+        let ws = try await WebSocket.connect(to: Conn.url(server))
+        await Conn.sleep(ms: 200)
+        var received: [Message] = []
+        for try await m in ws.messages {
+            received.append(m)
+            if received.count == 3 { break }
+        }
+        #expect(received == (0..<3).map { .text("early \($0)") })
+        try await ws.close()
+        await server.shutdown(deadline: .milliseconds(300))
+    }
+}

@@ -85,6 +85,19 @@ final class ProtocolTestServer: @unchecked Sendable {
         await server.stop()
     }
 
+    @Test func webSocketOnlyServerRefusesPolling() async throws {
+        let server = try await ProtocolTestServer { $0.transports = [.websocket] }
+        let r = try RawHTTP.request(port: server.port, path: "/socket.io/?EIO=4&transport=polling")
+        #expect(r.status == 400)
+        #expect(try JSONText.parse(r.body)["code"] == 0)
+        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket")
+        var messages = ws.messages.makeAsyncIterator()
+        guard case .text(let open)? = try await messages.next() else { throw RawHTTP.Failure(description: "no open packet") }
+        #expect(open.hasPrefix("0{") && open.contains("\"upgrades\":[]"))
+        try await ws.close()
+        await server.stop()
+    }
+
     @Test func pollingCarriesEventsBothWays() async throws {
         let server = try await ProtocolTestServer()
         let (sid, _, _) = try server.handshake()

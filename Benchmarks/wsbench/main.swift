@@ -81,6 +81,7 @@ let groups: [(name: String, cases: () -> [Case])] = [
     ("inflate", { deflateCases().filter { $0.group == "inflate" } }),
     ("handshake", handshakeCases),
     ("echo", echoCases),
+    ("fanout", fanoutCases),
 ]
 
 func matches(_ c: Case, _ impl: String? = nil) -> Bool {

@@ -109,7 +109,7 @@ public struct RedisConfiguration: Sendable {
     }
 
     /// The retry delay after `failures` consecutive failures (1 for the first).
-    func backoff(after failures: Int) -> TimeAmount {
+    public func backoff(after failures: Int) -> TimeAmount {
         let shift = min(max(failures - 1, 0), 20)
         let delay = minBackoff.nanoseconds << shift
         return .nanoseconds(min(delay, maxBackoff.nanoseconds))

@@ -9,7 +9,7 @@
 // parser); the pieces give exactly the frames and status of the whole stream; and an
 // independent model (RFC 6455 section 5, written here) decides which complete frames
 // are acceptable: the parser must deliver exactly those before the first bad one, and
-// fail there.
+// fail there with a close code of a rule the frame breaks.
 import CWebSocket
 
 enum FrameParserFuzz {
@@ -55,9 +55,12 @@ enum FrameParserFuzz {
 
         let (model, firstBad) = modelFrames(stream, settings)
         if let firstBad {
-            try fuzzRequire(whole.status != CWS_OK, "model frame \(firstBad) is bad but the parser accepted it")
-            try fuzzRequire(whole.frames.count == firstBad,
-                            "parser delivered \(whole.frames.count) frames, the model \(firstBad) good ones")
+            try fuzzRequire(whole.status != CWS_OK, "model frame \(firstBad.index) is bad but the parser accepted it")
+            try fuzzRequire(whole.frames.count == firstBad.index,
+                            "parser delivered \(whole.frames.count) frames, the model \(firstBad.index) good ones")
+            let code = cws_status_close_code(whole.status)
+            try fuzzRequire(firstBad.codes.contains(code),
+                            "parser failed with \(whole.status) (\(code)), the model expects one of \(firstBad.codes.sorted())")
         } else {
             try fuzzRequire(whole.frames.count == model.count,
                             "parser delivered \(whole.frames.count) frames, the model \(model.count)")
@@ -178,11 +181,11 @@ enum FrameParserFuzz {
 
     /// The model: decodes the complete frames of `stream` and finds the first that RFC
     /// 6455 (with these settings) forbids, judging frames in order like a receiver.
-    static func modelFrames(_ stream: [UInt8], _ s: Settings) -> (frames: [Frame], firstBad: Int?) {
+    static func modelFrames(_ stream: [UInt8], _ s: Settings) -> (frames: [Frame], firstBad: (index: Int, codes: Set<UInt16>)?) {
         var frames: [Frame] = []
         var at = 0
         var openMessage: (opcode: UInt8, rsv: UInt8, size: UInt64, text: [UInt8])?
-        var firstBad: Int?
+        var firstBad: (index: Int, codes: Set<UInt16>)?
         while stream.count - at >= 2 {
             let b0 = stream[at], b1 = stream[at + 1]
             let fin = b0 & 0x80 != 0, rsv = b0 & 0x70, opcode = b0 & 0x0F
@@ -204,42 +207,45 @@ enum FrameParserFuzz {
             frames.append(frame)
             if firstBad != nil { continue }
 
-            // The rules, in no particular order: any broken one makes the frame bad.
-            var ok = [0, 1, 2, 8, 9, 10].contains(opcode)
-            ok = ok && masked == (s.role == CWS_ROLE_SERVER)
-            ok = ok && (extra == 0 || (extra == 2 ? length >= 126 : length > 0xFFFF && length >> 63 == 0))
-            ok = ok && rsv & ~s.allowedRSV == 0
+            // The rules, in no particular order; each broken one adds its close code.
+            var broken: Set<UInt16> = []
+            func rule(_ holds: Bool, _ code: UInt16) { if !holds { broken.insert(code) } }
+            rule([0, 1, 2, 8, 9, 10].contains(opcode), 1002)
+            rule(masked == (s.role == CWS_ROLE_SERVER), 1002)
+            rule(extra == 0 || (extra == 2 ? length >= 126 : length > 0xFFFF && length >> 63 == 0), 1002)
+            rule(rsv & ~s.allowedRSV == 0, 1002)
             if opcode >= 8 {
-                ok = ok && fin && rsv == 0 && length <= 125
-                if opcode == 8 && ok {
-                    if payload.count == 1 {
-                        ok = false
-                    } else if payload.count >= 2 {
-                        let code = Int(payload[0]) << 8 | Int(payload[1])
-                        ok = (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
-                        ok = ok && utf8Verdict(Array(payload[2...])) == .valid
-                    }
+                rule(fin && rsv == 0 && length <= 125, 1002)
+                if opcode == 8 && broken.isEmpty && payload.count == 1 {
+                    rule(false, 1002)
+                } else if opcode == 8 && broken.isEmpty && payload.count >= 2 {
+                    let code = Int(payload[0]) << 8 | Int(payload[1])
+                    rule((1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code), 1002)
+                    rule(utf8Verdict(Array(payload[2...])) == .valid, 1007)
                 }
             } else if opcode == 0 {
-                ok = ok && rsv == 0 && openMessage != nil && length <= s.maxFrame
-                if ok, var m = openMessage {
-                    ok = length <= s.maxMessage &- m.size && m.size <= s.maxMessage
+                rule(rsv == 0 && openMessage != nil, 1002)
+                rule(length <= s.maxFrame, 1009)
+                if var m = openMessage {
+                    rule(length <= s.maxMessage &- m.size, 1009)
                     m.size += length
                     m.text += payload
                     openMessage = m
                 }
             } else {
-                ok = ok && openMessage == nil && length <= s.maxFrame && length <= s.maxMessage
+                rule(openMessage == nil, 1002)
+                rule(length <= s.maxFrame && length <= s.maxMessage, 1009)
                 openMessage = (opcode, rsv, length, payload)
             }
-            if ok && opcode < 8, let m = openMessage {
+            // Text is checked as it arrives, so only in frames that passed the rest.
+            if broken.isEmpty && opcode < 8, let m = openMessage {
                 if s.validateUTF8 && m.opcode == 1 && m.rsv & 0x40 == 0 {
                     let verdict = utf8Verdict(m.text)
-                    ok = fin ? verdict == .valid : verdict != .invalid(at: 0) && !isInvalid(verdict)
+                    rule(fin ? verdict == .valid : !isInvalid(verdict), 1007)
                 }
                 if fin { openMessage = nil }
             }
-            if !ok { firstBad = frames.count - 1 }
+            if !broken.isEmpty { firstBad = (frames.count - 1, broken) }
         }
         return (frames, firstBad)
     }

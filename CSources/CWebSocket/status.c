@@ -24,6 +24,7 @@ uint16_t cws_status_close_code(cws_status s) {
         return 1007;
     case CWS_ERR_FRAME_TOO_BIG:
     case CWS_ERR_MESSAGE_TOO_BIG:
+    case CWS_ERR_TOO_MANY_FRAGMENTS:
         return 1009;
     default:
         return 1011;
@@ -55,6 +56,7 @@ const char *cws_status_message(cws_status s) {
     case CWS_ERR_HANDSHAKE: return "malformed handshake value";
     case CWS_ERR_COMPRESSED_DATA: return "corrupt compressed data";
     case CWS_ERR_ZLIB: return "zlib failed";
+    case CWS_ERR_TOO_MANY_FRAGMENTS: return "message split into more fragments than allowed";
     }
     return "unknown status";
 }

@@ -20,6 +20,8 @@ public struct FramingError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let invalidUTF8 = FramingError(CWS_ERR_INVALID_UTF8)
     /// A message exceeded the maximum message size (1009).
     public static let messageTooBig = FramingError(CWS_ERR_MESSAGE_TOO_BIG)
+    /// A message came in more frames than the reader allows (1009).
+    public static let tooManyFragments = FramingError(CWS_ERR_TOO_MANY_FRAGMENTS)
     /// An argument was invalid (bad opcode, oversized control payload, invalid close code).
     public static let invalidArgument = FramingError(CWS_ERR_INVALID_ARGUMENT)
 }

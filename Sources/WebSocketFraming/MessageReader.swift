@@ -31,19 +31,26 @@ public final class MessageReader {
     private var borrowed: MessageInflater?
     private var compressed = false
     private var assemblerStarted = false
+    private let maxFragments: Int
+    /// Frames of the message in progress (its first frame included).
+    private var fragments = 0
 
     /// Creates a reader.
     /// - Parameters:
     ///   - role: which end this is (servers receive masked frames).
     ///   - maxFrameSize: frames above it fail with 1009 before their payload.
     ///   - maxMessageSize: messages above it (on the wire, and once inflated) fail with 1009.
+    ///   - maxFragments: messages of more frames than this fail with 1009. Empty and tiny
+    ///     continuation frames cost the peer a few bytes each; without a count, a message
+    ///     could go on forever without ever reaching `maxMessageSize`.
     ///   - deflate: the agreed permessage-deflate parameters, or nil.
     ///   - pool: shares decompressors between connections of a thread when the peer
     ///     resets its compressor per message; without it the reader owns one.
     public init(
-        role: Role, maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20,
+        role: Role, maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20, maxFragments: Int = 1 << 16,
         deflate: DeflateParameters? = nil, pool: DeflateCodecPool? = nil
     ) {
+        self.maxFragments = maxFragments
         parser = FrameParser(
             role: role, maxFrameSize: maxFrameSize, maxMessageSize: maxMessageSize,
             allowedReservedBits: deflate == nil ? 0 : 0x40)
@@ -89,9 +96,14 @@ public final class MessageReader {
     }
 
     private func dataChunk(_ chunk: FrameChunk) throws -> Message? {
-        if chunk.isFrameStart && chunk.opcode != .continuation {
-            compressed = chunk.rsv & 0x40 != 0
-            assemblerStarted = false
+        if chunk.isFrameStart {
+            if chunk.opcode != .continuation {
+                compressed = chunk.rsv & 0x40 != 0
+                assemblerStarted = false
+                fragments = 0
+            }
+            fragments += 1
+            if fragments > maxFragments { throw FramingError.tooManyFragments }
         }
         let end = chunk.isMessageEnd
         guard compressed else {

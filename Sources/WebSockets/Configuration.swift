@@ -25,6 +25,10 @@ public struct ConnectionConfiguration: Sendable {
     public var maxFrameSize = 16 << 20
     /// Largest message accepted, after decompression (default 16 MiB); larger ones close with 1009.
     public var maxMessageSize = 16 << 20
+    /// Most frames one received message may come in (default 65536); more close with 1009.
+    /// Bounds the work a peer can cause with empty or tiny continuation frames, which never
+    /// reach `maxMessageSize`.
+    public var maxFragmentsPerMessage = 1 << 16
     /// Outgoing messages above this are sent as fragments of this size (default 1 MiB).
     public var fragmentSize = 1 << 20
     /// Interval between keepalive pings (default 20 s; nil turns them off).

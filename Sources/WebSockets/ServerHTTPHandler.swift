@@ -22,6 +22,8 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A route's answer not yet sent (long-polling); parts read meanwhile wait in `held`.
     private var pending: HTTPResponder?
     private var held: [HTTPServerRequestPart] = []
+    /// A request refused at its head: the rest of it is ignored until the connection closes.
+    private var refused = false
 
     init(server: WebSocketServer, config: ServerConfiguration, decoder: RemovableChannelHandler, encoder: RemovableChannelHandler) {
         self.server = server
@@ -54,7 +56,7 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !upgraded else { return }
+        guard !upgraded, !refused else { return }
         let part = unwrapInboundIn(data)
         if pending != nil {
             // HTTP/1.1 answers in order: the next request waits for the pending answer.
@@ -66,8 +68,15 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func handle(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+        guard !upgraded, !refused else { return }
         switch part {
         case .head(let h):
+            // An upgrade request with a body is how request smuggling starts: refuse it at
+            // once instead of reading (or waiting for) a body that should not exist.
+            if isUpgrade(h) && announcesBody(h) {
+                refused = true
+                return respond(context, HTTPResponse.text("an upgrade request must not have a body\n", status: 400), keepAlive: false)
+            }
             head = h
             body = []
             tooLarge = false
@@ -133,6 +142,12 @@ final class ServerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func isUpgrade(_ h: HTTPRequestHead) -> Bool {
         h.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+    }
+
+    /// Whether the head announces a body: any Transfer-Encoding, or a Content-Length other than 0.
+    private func announcesBody(_ h: HTTPRequestHead) -> Bool {
+        h.headers.contains(name: "transfer-encoding")
+            || h.headers[canonicalForm: "content-length"].contains { $0 != "0" }
     }
 
     // MARK: Upgrade

@@ -51,8 +51,8 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
         // Directions without context takeover borrow zlib streams from the loop's pool.
         let pool = deflate == nil ? nil : SharedCodecs.pool(for: socket.eventLoop)
         reader = MessageReader(
-            role: role, maxFrameSize: config.maxFrameSize, maxMessageSize: config.maxMessageSize, deflate: deflate,
-            pool: pool)
+            role: role, maxFrameSize: config.maxFrameSize, maxMessageSize: config.maxMessageSize,
+            maxFragments: config.maxFragmentsPerMessage, deflate: deflate, pool: pool)
         writer = MessageWriter(role: role, deflate: deflate, settings: config.deflateSettings, pool: pool)
         openInfo = (chosen, extensions)
     }

@@ -7,6 +7,7 @@ import Testing
         #expect(cws_status_close_code(CWS_ERR_RESERVED_BITS) == 1002)
         #expect(cws_status_close_code(CWS_ERR_INVALID_UTF8) == 1007)
         #expect(cws_status_close_code(CWS_ERR_MESSAGE_TOO_BIG) == 1009)
+        #expect(cws_status_close_code(CWS_ERR_TOO_MANY_FRAGMENTS) == 1009)
         #expect(cws_status_close_code(CWS_ERR_BUFFER_TOO_SMALL) == 1011)
     }
 

@@ -51,6 +51,8 @@ typedef enum cws_status {
     /* permessage-deflate */
     CWS_ERR_COMPRESSED_DATA = 21,     /**< corrupt deflate data from the peer (1007) */
     CWS_ERR_ZLIB = 22,                /**< zlib failed (out of memory, bad settings) (1011) */
+    /* 1009, found above the engine (MessageReader counts frames per message) */
+    CWS_ERR_TOO_MANY_FRAGMENTS = 23,  /**< message split into more frames than allowed */
 } cws_status;
 
 /** The close code an endpoint sends for status s: 1002, 1007, 1009, or 1011 for

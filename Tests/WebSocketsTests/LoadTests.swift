@@ -1,5 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Testing
 @testable import WebSockets
 
@@ -146,6 +148,31 @@ import Testing
             return expected == count
         }
         #expect(failures == 0)
+        await server.shutdown()
+    }
+
+    /// Clients that send a whole upgrade request and reset the connection at once (RST via
+    /// SO_LINGER 0). The server's 101 then fails to write, which closes the channel before
+    /// the WebSocket handler joins the pipeline. Before the fix that handler never heard of
+    /// the close: the connection stayed in `connectionCount` forever (found by wsload's
+    /// churn, ~60% of such clients leaked). Every one must now be forgotten.
+    @Test func resetRightAfterTheUpgradeRequestLeavesNothingOpen() async throws {
+        let server = try await Self.server()
+        let opened = ServerBox(0)
+        let closed = ServerBox(0)
+        server.onconnection = { ws, _ in
+            opened.update { $0 += 1 }
+            ws.onclose = { _ in closed.update { $0 += 1 } }
+        }
+        for _ in 0..<200 {
+            let raw = try await ServerRawClient.connect(port: server.port)
+            let provider = try #require(raw.channel as? SocketOptionProvider)
+            try await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            try await raw.send(serverUpgradeRequest())
+            raw.close()
+        }
+        #expect(await serverEventually { server.connectionCount == 0 }, "\(server.connectionCount) still open")
+        #expect(await serverEventually { opened.get == closed.get }, "\(opened.get) opened, \(closed.get) closed")
         await server.shutdown()
     }
 }

@@ -83,6 +83,7 @@ let package = Package(
             dependencies: [
                 "WebSockets", "SeededRandom",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Benchmarks/wsload"),

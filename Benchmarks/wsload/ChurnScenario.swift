@@ -6,12 +6,14 @@ import WebSockets
 /// RSS is read at the halfway mark too: a leak keeps growing in the second half, while
 /// allocator fragmentation levels off.
 func runChurn(cycles: Int, width: Int, report: LoadReport) async throws {
-    report.heading("churn: \(cycles) connect/echo/close cycles, \(width) at a time (permessage-deflate negotiated)")
+    report.heading("churn: \(cycles) connect/echo/close cycles, \(width) at a time (permessage-deflate negotiated; every tenth client leaves without closing)")
     let server = try ServerProcess(flags: [])
     defer { server.stop() }
     let configuration = clientConfiguration(deflate: true)
     let port = server.port
+    // Every tenth cycle is a client that leaves badly (see RudeClient).
     let cycle: @Sendable (Int) async throws -> Void = { i in
+        if i % 10 == 9 { return try await RudeClient.run(port: port, kind: i / 10) }
         let ws = try await connectAndEcho(port: port, configuration: configuration, tag: i)
         try await ws.close()
     }
@@ -41,7 +43,7 @@ func runChurn(cycles: Int, width: Int, report: LoadReport) async throws {
                count: serverConnectionCount(port: server.port) ?? -1)
     report.note("after: server RSS \(end.rss) KiB (halfway \(mid.rss) KiB), \(end.fds) fds, \(end.count) connections; client fds \(end.ownFds)")
     report.check(settled && end.fds == base.fds && end.ownFds == base.ownFds && end.count == 0,
-                 "fds and connection count back to baseline within 10 s (server \(base.fds) -> \(end.fds), client \(base.ownFds) -> \(end.ownFds))")
+                 "fds and connection count back to baseline within 10 s (server \(base.fds) -> \(end.fds) fds, \(end.count) connections; client \(base.ownFds) -> \(end.ownFds) fds)")
     // Tolerances: 16 MiB over the baseline overall (fragmentation), 4 MiB over the second
     // half (a leak of 100 bytes per cycle would add ~5 MiB there at 100,000 cycles).
     let growth = end.rss - base.rss

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "RedisPubSub", targets: ["RedisPubSub"]),
         .executable(name: "wsbench", targets: ["wsbench"]),
         .executable(name: "wsecho", targets: ["wsecho"]),
+        .executable(name: "wsload", targets: ["wsload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -104,6 +105,17 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             path: "Benchmarks/wsbench"),
+
+        // Load, memory and churn scenarios (scripts/loadtest).
+        .executableTarget(
+            name: "wsload",
+            dependencies: [
+                "WebSockets", "SeededRandom",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Benchmarks/wsload"),
 
         .testTarget(
             name: "CWebSocketTests",

@@ -33,6 +33,11 @@ final class Draft76Handler: ChannelInboundHandler, RemovableChannelHandler, Sock
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         socket.channel = context.channel
+        // Closed before we joined the pipeline: no channelInactive will come (see
+        // WebSocketHandler.handlerAdded).
+        guard context.channel.isActive else {
+            return socket.didFail(.aborted("connection dropped during the upgrade"), code: 1006)
+        }
         // The 8-byte key body must follow the head promptly, like any handshake.
         closeTask = context.eventLoop.assumeIsolated().scheduleTask(in: socket.configuration.closeTimeout) { [weak self] in
             guard let self, !self.open else { return }

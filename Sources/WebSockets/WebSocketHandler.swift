@@ -60,6 +60,14 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler, Soc
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         socket.channel = context.channel
+        // The peer can be gone already: a reset right after the upgrade request makes the
+        // 101's write fail, which closes the channel before this handler joins it. No
+        // channelInactive follows, so report the drop here (never open), or the connection
+        // would stay in the server's count forever.
+        guard context.channel.isActive else {
+            socket.didFail(.aborted("connection dropped during the upgrade"), code: 1006)
+            return
+        }
         armPingTimer()
         armIdleTimer()
         socket.didOpen(handler: self, protocol: openInfo.protocol, extensions: openInfo.extensions)

@@ -147,3 +147,36 @@ up("multi-line-lists", ["GET / HTTP/1.1", "Host: h", "Upgrade: WebSocket", "Conn
     "Sec-WebSocket-Protocol: a", "Sec-WebSocket-Protocol: b, c",
     "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15",
     "Sec-WebSocket-Extensions: foo"])
+
+# engineio_packet: [mode: 0 polling body, 1 WebSocket text, 2 base64] then the text
+def eio(name, mode, text):
+    write("engineio_packet", name, bytes([mode]) + text.encode())
+eio("open", 1, '0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}')
+eio("probe", 1, "2probe")
+eio("message", 1, "4hello")
+eio("payload-mixed", 0, "4hello\x1ebAQIDBA==\x1e2\x1e6")
+eio("payload-binary-only", 0, "bAQIDBA==")
+eio("payload-bad-base64", 0, "4a\x1eb!!")
+eio("payload-empty-part", 0, "4a\x1e\x1e4b")
+eio("base64-padded", 2, "Zm9vYg==")
+eio("base64-bad", 2, "Zm9=vYg")
+
+# socketio_packet: [attachment count 0-3] then per attachment [length] [bytes], then the text
+def sio(name, text, attachments=()):
+    data = bytes([len(attachments)])
+    for a in attachments:
+        data += bytes([len(a)]) + a
+    write("socketio_packet", name, data + text.encode())
+sio("connect", "0")
+sio("connect-auth", '0/admin,{"token":"123"}')
+sio("connect-ok", '0{"sid":"oSO0OpakMV_3jnilAAAA"}')
+sio("disconnect", "1/admin,")
+sio("event", '2["foo",{"a":[1,2.5,true,null,"x\\u00e9"]}]')
+sio("event-ack", '2/admin,12["bar"]')
+sio("ack", '3/admin,13["bar"]')
+sio("connect-error", '4{"message":"Not authorized","data":{"reason":"token"}}')
+sio("binary-event", '51-["baz",{"_placeholder":true,"num":0}]', [b"\x01\x02\x03"])
+sio("binary-ack", '62-/admin,15[{"_placeholder":true,"num":1},{"k":{"_placeholder":true,"num":0}}]', [b"\x00", b"\xff\xfe"])
+sio("missing-attachment", '52-["x",{"_placeholder":true,"num":5}]', [b"a", b"b"])
+sio("deep", "2" + "[" * 200 + "]" * 200)
+sio("surrogates", '2["\\ud83d\\ude00","\\ud800"]')

@@ -47,7 +47,9 @@ public struct EngineIOPacket: Sendable, Hashable {
         guard let first = text.utf8.first, first >= 0x30, let kind = Kind(rawValue: first &- 0x30) else {
             throw DecodeError(reason: "unknown packet type")
         }
-        return EngineIOPacket(kind, .text(String(text.dropFirst())))
+        // Drop the type byte, not the first Character: "4" followed by a combining mark
+        // is one Character, and the mark belongs to the data.
+        return EngineIOPacket(kind, .text(String(Substring(text.utf8.dropFirst()))))
     }
 
     /// A WebSocket binary message is a message packet with binary data.
@@ -78,8 +80,8 @@ public struct EngineIOPacket: Sendable, Hashable {
         guard !body.isEmpty else { throw DecodeError(reason: "empty payload") }
         var packets: [EngineIOPacket] = []
         for part in body.split(separator: separator, omittingEmptySubsequences: false) {
-            if part.first == "b" {
-                guard let bytes = Base64.decode(part.dropFirst()) else { throw DecodeError(reason: "bad base64 in binary packet") }
+            if part.utf8.first == UInt8(ascii: "b") {
+                guard let bytes = Base64.decode(Substring(part.utf8.dropFirst())) else { throw DecodeError(reason: "bad base64 in binary packet") }
                 packets.append(EngineIOPacket(.message, .binary(bytes)))
             } else {
                 packets.append(try decode(text: String(part)))

@@ -123,7 +123,11 @@ public struct SocketIOPacket: Sendable, Hashable {
         case .connect:
             guard data == nil || data?.objectValue != nil else { throw DecodeError(reason: "CONNECT payload must be an object") }
         case .connectError:
-            guard data != nil else { throw DecodeError(reason: "CONNECT_ERROR needs a payload") }
+            // An object ({"message": ...}) or, from older servers, a string; a number
+            // would read back as an ack id.
+            guard data?.objectValue != nil || data?.stringValue != nil else {
+                throw DecodeError(reason: "CONNECT_ERROR payload must be an object or a string")
+            }
         case .disconnect:
             guard data == nil else { throw DecodeError(reason: "DISCONNECT carries no payload") }
         case .event, .binaryEvent:

@@ -30,4 +30,15 @@ func fuzzReplayInputs(_ target: String, testFile: String = #filePath) -> [FuzzRe
     }
     return inputs
 }
+
+/// Runs every committed input of `target` through `run` (the fuzzer's checks): whether
+/// the target has seeds, and one line per input that failed.
+func fuzzReplay(_ target: String, testFile: String = #filePath, _ run: ([UInt8]) throws -> Void) -> (hasSeeds: Bool, failures: [String]) {
+    let inputs = fuzzReplayInputs(target, testFile: testFile)
+    var failures: [String] = []
+    for input in inputs {
+        do { try run(input.bytes) } catch { failures.append("\(input): \(error)") }
+    }
+    return (inputs.contains { !$0.isRegression }, failures)
+}
 #endif

@@ -16,22 +16,26 @@ enum PythonPeer {
     static let python = packageRoot.appendingPathComponent(".venv/bin/python")
 
     /// Whether `.venv/bin/python` exists and imports websockets 17.x (checked once).
-    static let isAvailable: Bool = {
+    static let isAvailable = runs("import sys, websockets; sys.exit(0 if websockets.__version__.startswith('17.') else 1)")
+
+    /// Whether `.venv/bin/python -c code` exits 0 within 20 s (how the tests check that
+    /// a Python peer is installed).
+    static func runs(_ code: String) -> Bool {
         guard FileManager.default.isExecutableFile(atPath: python.path) else { return false }
         let check = Process()
         check.executableURL = python
-        check.arguments = ["-c", "import sys, websockets; sys.exit(0 if websockets.__version__.startswith('17.') else 1)"]
+        check.arguments = ["-c", code]
         check.standardOutput = FileHandle.nullDevice
         check.standardError = FileHandle.nullDevice
         do { try check.run() } catch { return false }
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(20)
         while check.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if check.isRunning {
             check.terminate()
             return false
         }
         return check.terminationStatus == 0
-    }()
+    }
 
     /// The reason printed when the tests skip.
     static let missing: Comment = "python websockets 17.x not found at .venv/bin/python (run scripts/test, or: python3 -m venv .venv && .venv/bin/pip install 'websockets>=17,<18')"

@@ -10,22 +10,7 @@ import Testing
 
 enum SocketIOPeer {
     /// Whether `.venv/bin/python` imports python-socketio 5.x and aiohttp (checked once).
-    static let isAvailable: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: PythonPeer.python.path) else { return false }
-        let check = Process()
-        check.executableURL = PythonPeer.python
-        check.arguments = ["-c", "import sys, socketio, aiohttp, importlib.metadata as m; sys.exit(0 if m.version('python-socketio').startswith('5.') else 1)"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        do { try check.run() } catch { return false }
-        let deadline = Date().addingTimeInterval(20)
-        while check.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if check.isRunning {
-            check.terminate()
-            return false
-        }
-        return check.terminationStatus == 0
-    }()
+    static let isAvailable = PythonPeer.runs("import sys, socketio, aiohttp, importlib.metadata as m; sys.exit(0 if m.version('python-socketio').startswith('5.') else 1)")
 
     /// The reason printed when the tests skip.
     static let missing: Comment = "python-socketio 5.x with aiohttp not found at .venv/bin/python (run scripts/test, or: .venv/bin/pip install 'python-socketio>=5,<6' aiohttp)"

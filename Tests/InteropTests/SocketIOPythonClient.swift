@@ -5,18 +5,8 @@ import Testing
 // run scenarios against our Socket.IO server and report what they saw as JSON lines.
 
 enum SocketIOPythonPeer {
-    /// Whether .venv has python-socketio 5.x and aiohttp (checked once).
-    static let isAvailable: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: PythonPeer.python.path) else { return false }
-        let check = Process()
-        check.executableURL = PythonPeer.python
-        check.arguments = ["-c", "import sys, aiohttp, socketio, importlib.metadata as m; sys.exit(0 if m.version('python-socketio').startswith('5.') else 1)"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        do { try check.run() } catch { return false }
-        check.waitUntilExit()
-        return check.terminationStatus == 0
-    }()
+    /// Whether .venv has python-socketio 5.x and aiohttp (the client tests' check).
+    static let isAvailable = SocketIOPeer.isAvailable
 
     static let missing: Comment = "python-socketio 5.x and aiohttp not found in .venv (run scripts/test, or: .venv/bin/pip install 'python-socketio>=5,<6' aiohttp)"
 

@@ -13,17 +13,7 @@ enum SocketIORedisPeer {
     static let url: String? = ProcessInfo.processInfo.environment["WS_REDIS_URL"]
 
     /// Whether .venv has python-socketio with the redis package.
-    static let isAvailable: Bool = {
-        guard url != nil, SocketIOPythonPeer.isAvailable else { return false }
-        let check = Process()
-        check.executableURL = PythonPeer.python
-        check.arguments = ["-c", "import redis.asyncio"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        do { try check.run() } catch { return false }
-        check.waitUntilExit()
-        return check.terminationStatus == 0
-    }()
+    static let isAvailable = url != nil && SocketIOPythonPeer.isAvailable && PythonPeer.runs("import redis.asyncio")
 
     static let missing: Comment = "needs WS_REDIS_URL (scripts/test starts a Redis) and python-socketio + redis in .venv"
 

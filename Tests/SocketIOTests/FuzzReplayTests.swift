@@ -17,13 +17,7 @@ enum SocketIOFuzzTarget: String, CaseIterable, Sendable {
 
 @Test("Committed Socket.IO fuzz inputs pass the fuzz checks", arguments: SocketIOFuzzTarget.allCases)
 func socketIOFuzzReplay(_ target: SocketIOFuzzTarget) {
-    let inputs = fuzzReplayInputs(target.rawValue)
-    #expect(inputs.contains { !$0.isRegression }, "no seeds in Fuzz/corpus/\(target.rawValue)")
-    for input in inputs {
-        do {
-            try target.run(input.bytes)
-        } catch {
-            Issue.record("\(input): \(error)")
-        }
-    }
+    let result = fuzzReplay(target.rawValue, target.run)
+    #expect(result.hasSeeds, "no seeds in Fuzz/corpus/\(target.rawValue)")
+    for failure in result.failures { Issue.record(Comment(rawValue: failure)) }
 }

@@ -8,12 +8,8 @@ import NIOSSL
 /// without an attempt limit, 1 s first delay doubling up to 5 s, ±50 % jitter.
 public struct SocketIOClientOptions: Sendable {
     /// An Engine.IO transport.
-    public enum Transport: String, Sendable, Hashable {
-        /// HTTP long-polling (GET to receive, POST to send).
-        case polling
-        /// One WebSocket connection.
-        case websocket
-    }
+    /// The Engine.IO transports (the same type the server uses).
+    public typealias Transport = EngineIOTransport
 
     /// The Engine.IO endpoint path on the server.
     public var path = "/socket.io/"

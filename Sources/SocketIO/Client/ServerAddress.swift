@@ -94,9 +94,9 @@ struct ServerAddress: Sendable, Equatable {
                 extraQuery: [(name: String, value: String)]) -> String {
         var target = path.hasPrefix("/") ? path : "/" + path
         target += "?EIO=4&transport=" + transport.rawValue
-        if let sid { target += "&sid=" + Self.percentEncode(sid) }
+        if let sid { target += "&sid=" + QueryString.encode(sid) }
         if !query.isEmpty { target += "&" + query }
-        for (name, value) in extraQuery { target += "&" + Self.percentEncode(name) + "=" + Self.percentEncode(value) }
+        for (name, value) in extraQuery { target += "&" + QueryString.encode(name) + "=" + QueryString.encode(value) }
         return target
     }
 
@@ -108,23 +108,5 @@ struct ServerAddress: Sendable, Equatable {
     /// Host and port, always with the port (the WebSocket client parses it back).
     private var hostHeaderWithPort: String {
         (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
-    }
-
-    /// Percent-encodes everything but RFC 3986 unreserved characters.
-    static func percentEncode(_ s: String) -> String {
-        var out = ""
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".unicodeScalars)
-                out.unicodeScalars.append("%")
-                out.unicodeScalars.append(hex[Int(byte >> 4)])
-                out.unicodeScalars.append(hex[Int(byte & 15)])
-            }
-        }
-        return out
     }
 }

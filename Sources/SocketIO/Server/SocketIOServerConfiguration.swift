@@ -2,14 +2,6 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// The transports Engine.IO offers.
-public enum EngineIOTransport: String, Sendable, Hashable, CaseIterable {
-    /// HTTP long-polling: GET waits for packets, POST sends them.
-    case polling
-    /// One WebSocket carrying one packet per message.
-    case websocket
-}
-
 /// Settings of a Socket.IO server; the defaults are socket.io 4.x's.
 public struct SocketIOServerConfiguration: Sendable {
     /// The path prefix the server answers at (default "/socket.io/").

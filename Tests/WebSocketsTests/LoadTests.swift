@@ -5,6 +5,10 @@ import NIOPosix
 import Testing
 @testable import WebSockets
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Small versions of the scripts/loadtest scenarios (issue 7), with the server and the
 // clients in this process: many connections at once, churn with descriptors and the
 // server's bookkeeping back to baseline, and ordering under load.
@@ -60,6 +64,14 @@ import Testing
     /// 500 connections open at once, each exchanging a message while all are open; the
     /// server counts all of them, then none once they closed.
     @Test func fiveHundredConcurrentConnections() async throws {
+        // Both ends live in this process: over 1,000 descriptors, above the usual soft
+        // limit of 1,024. Raise it to the hard limit, as servers do.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        try #require(limit.rlim_cur >= 1100, "RLIMIT_NOFILE hard limit \(limit.rlim_max) is below 1,100")
         let server = try await Self.server()
         let sockets = NIOLockedValueBox<[WebSocket]>([])
         let url = "ws://127.0.0.1:\(server.port)/"

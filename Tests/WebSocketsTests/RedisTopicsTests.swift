@@ -151,6 +151,47 @@ struct RedisTopicsTests {
         redis.kill()
     }
 
+    /// Nodes in separate OS processes (this test binary started again as a node, see
+    /// TopicNodeProcess.swift): messages cross both ways; the child node killed with
+    /// SIGKILL and started again subscribes again and receives.
+    @Test func nodesInSeparateProcesses() async throws {
+        let url = try #require(RedisEnv.url)
+        let topic = "proc"
+        let a = try await TopicNode.start(redis: url, nodeID: "parent", topic: topic, clients: 3, prefix: "wsproc:")
+        for round in 0..<2 {
+            let child = try await TopicNodeChild(redis: url, nodeID: "child", topic: topic)
+            let remote = try await TopicTest.clients(3, url: "ws://127.0.0.1:\(child.port)/")
+            // The child's Redis subscription is live once a probe from here gets through.
+            var probes = 0
+            let live = await Conn.waitUntilAsync(seconds: 10) {
+                a.server.publish(topic, "probe")
+                probes += 1
+                return await Conn.waitUntil(seconds: 0.1) { remote.allSatisfy { $0.inbox.texts.contains("probe") } }
+            }
+            #expect(live, "round \(round): the child node never received from the parent")
+            await Conn.sleep(ms: 200)  // late probes
+            let base = remote.map(\.inbox.count)
+            let messages = (0..<5).map { "r\(round)-m\($0)" }
+            for m in messages { a.server.publish(topic, m) }
+            #expect(await Conn.waitUntil(seconds: 5) {
+                remote.indices.allSatisfy { remote[$0].inbox.texts.dropFirst(base[$0]) == messages[...] }
+            }, "round \(round): parent to child")
+            let localBase = a.clients.map(\.inbox.count)
+            try remote[0].ws.sendNow("publish:from-child-\(round)")
+            #expect(await Conn.waitUntil(seconds: 5) {
+                a.clients.indices.allSatisfy { a.clients[$0].inbox.texts.dropFirst(localBase[$0]) == ["from-child-\(round)"] }
+            }, "round \(round): child to parent")
+            if round == 0 {
+                child.kill()  // killed, then started again in round 1
+            } else {
+                for c in remote { try? c.ws.closeNow() }
+                await child.stop()
+                #expect(child.process.terminationStatus == 0, "the child node exits cleanly")
+            }
+        }
+        await a.stop()
+    }
+
     /// Cross-node latency: publish on node A, receipt by a client of node B (median of
     /// 200, one message in flight at a time). Printed, not asserted.
     @Test func crossNodeLatency() async throws {

@@ -221,7 +221,7 @@ private final class FanoutSession {
             next += 1
         }
         do {
-            try waitBounded(expect, seconds: 20, "a round's deliveries")
+            try waitBounded(expect, seconds: 60, "a round's deliveries")
         } catch {
             let (delivered, target) = try loop.submit { (counter.value.delivered, counter.value.target) }.wait()
             throw EchoError("\(error) (\(delivered) delivered, \(target) expected)")

@@ -46,6 +46,33 @@ struct RedisTopicsTests {
         await #expect(throws: RedisError.closed) { try await client.send("PING") }
     }
 
+    /// The AsyncStream form of the subscriber ends when it is closed; a client dropped
+    /// without `close()` fails its unanswered commands instead of leaking them.
+    @Test func subscriberStreamAndDroppedClient() async throws {
+        let config = try RedisConfiguration(url: try #require(RedisEnv.url))
+        let (subscriber, messages) = RedisSubscriber.withStream(configuration: config)
+        try await subscriber.subscribe(["wstest:stream"]).get()
+        let client = RedisClient(configuration: config)
+        for i in 0..<3 { try await client.publish(Array("s\(i)".utf8), to: "wstest:stream") }
+        let got = try await Conn.withTimeout(seconds: 5, "three messages, then the end") { () -> [String] in
+            var out: [String] = []
+            var it = messages.makeAsyncIterator()
+            while out.count < 3, let m = await it.next() { out.append(String(decoding: m.payload, as: UTF8.self)) }
+            await subscriber.close()
+            if await it.next() != nil { out.append("(more after close)") }
+            return out
+        }
+        #expect(got == ["s0", "s1", "s2"])
+        await client.close()
+
+        var unreachable = RedisConfiguration(host: "127.0.0.1", port: try ConnRefusingPort().port)
+        unreachable.minBackoff = .milliseconds(10)
+        var dropped: RedisClient? = RedisClient(configuration: unreachable)
+        let reply = dropped!.send([Array("PING".utf8)])
+        dropped = nil
+        await #expect(throws: RedisError.closed) { try await reply.get() }
+    }
+
     /// A wrong password: the client keeps retrying (slowly) and never reports connected;
     /// commands wait in the queue and fail when it is closed.
     @Test func wrongPasswordNeverConnects() async throws {

@@ -38,10 +38,13 @@ public final class RedisClient: @unchecked Sendable {
                 logger: Logger = Logger(label: "redis")) {
         eventLoop = eventLoopGroup.next()
         link = RedisLink(configuration: configuration, eventLoop: eventLoop, logger: logger)
-        link.onReady = { [unowned self] in didConnect() }
-        link.onValue = { [unowned self] in didReceive($0) }
-        link.onDown = { [unowned self] in didDisconnect() }
-        eventLoop.execute { [self] in link.start() }
+        // Weak: a client dropped without close() is closed by its deinit, and the link
+        // may still report in between.
+        link.onReady = { [weak self] in self?.didConnect() }
+        link.onValue = { [weak self] in self?.didReceive($0) }
+        link.onDown = { [weak self] in self?.didDisconnect() }
+        let link = self.link
+        eventLoop.execute { link.start() }
     }
 
     /// Creates the client for `redis://[[user]:password@]host[:port][/db]`.
@@ -97,6 +100,13 @@ public final class RedisClient: @unchecked Sendable {
             return link.close()
         }
         try? await done.get()
+    }
+
+    deinit {
+        // Nothing else can touch the queues now; unanswered promises must not leak.
+        failAll(RedisError.closed)
+        let link = self.link
+        link.eventLoop.execute { _ = link.close() }
     }
 
     // MARK: On the event loop

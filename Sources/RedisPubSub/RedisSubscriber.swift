@@ -42,6 +42,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         var confirmed = Set<String>()
         var connected = false
         var connections = 0
+        var onClose: (@Sendable () -> Void)?
     }
 
     /// Creates the subscriber and starts connecting; `onMessage` receives every message
@@ -51,10 +52,29 @@ public final class RedisSubscriber: @unchecked Sendable {
         eventLoop = eventLoopGroup.next()
         link = RedisLink(configuration: configuration, eventLoop: eventLoop, logger: logger)
         self.onMessage = onMessage
-        link.onReady = { [unowned self] in didConnect() }
-        link.onValue = { [unowned self] in didReceive($0) }
-        link.onDown = { [unowned self] in didDisconnect() }
-        eventLoop.execute { [self] in link.start() }
+        // Weak: a client dropped without close() is closed by its deinit, and the link
+        // may still report in between.
+        link.onReady = { [weak self] in self?.didConnect() }
+        link.onValue = { [weak self] in self?.didReceive($0) }
+        link.onDown = { [weak self] in self?.didDisconnect() }
+        let link = self.link
+        eventLoop.execute { link.start() }
+    }
+
+    /// A subscriber whose messages come as an `AsyncStream`, which ends when the
+    /// subscriber is closed. The stream holds at most `bufferLimit` messages not yet
+    /// read; past that the newest are dropped (pub/sub has no flow control: a reader that
+    /// falls behind must lose something or grow memory).
+    public static func withStream(
+        configuration: RedisConfiguration, eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "redis"), bufferLimit: Int = 10_000
+    ) -> (subscriber: RedisSubscriber, messages: AsyncStream<RedisMessage>) {
+        let (stream, continuation) = AsyncStream.makeStream(of: RedisMessage.self, bufferingPolicy: .bufferingOldest(bufferLimit))
+        let subscriber = RedisSubscriber(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger) {
+            continuation.yield($0)
+        }
+        subscriber.state.withLockedValue { $0.onClose = { continuation.finish() } }
+        return (subscriber, stream)
     }
 
     /// Whether the connection is up now.
@@ -102,13 +122,24 @@ public final class RedisSubscriber: @unchecked Sendable {
             for (_, list) in waiters { list.forEach { $0.fail(RedisError.closed) } }
             waiters = [:]
             wanted = []
-            state.withLockedValue {
-                $0.confirmed = []
-                $0.connected = false
+            let onClose = state.withLockedValue { s -> (@Sendable () -> Void)? in
+                s.confirmed = []
+                s.connected = false
+                defer { s.onClose = nil }
+                return s.onClose
             }
+            onClose?()
             return link.close()
         }
         try? await done.get()
+    }
+
+    deinit {
+        // Nothing else can touch the waiters now; their promises must not leak.
+        for (_, list) in waiters { list.forEach { $0.fail(RedisError.closed) } }
+        state.withLockedValue { $0.onClose }?()
+        let link = self.link
+        link.eventLoop.execute { _ = link.close() }
     }
 
     // MARK: On the event loop

@@ -137,7 +137,7 @@ extension WebSocketServer {
         let installed = setRedisBackingIfNone(backing)
         guard installed else {
             Task { await backing.close() }
-            throw WebSocketError.invalidState("topics are already connected to Redis")
+            throw WebSocketError.invalidState("topics are already connected to Redis, or the server is shutting down")
         }
         for topic in topics.observe({ [weak backing] topic, active in backing?.topicChanged(topic, active: active) }) {
             backing.topicChanged(topic, active: true)

@@ -46,6 +46,33 @@ struct RedisTopicsTests {
         await #expect(throws: RedisError.closed) { try await client.send("PING") }
     }
 
+    /// The AsyncStream form of the subscriber ends when it is closed; a client dropped
+    /// without `close()` fails its unanswered commands instead of leaking them.
+    @Test func subscriberStreamAndDroppedClient() async throws {
+        let config = try RedisConfiguration(url: try #require(RedisEnv.url))
+        let (subscriber, messages) = RedisSubscriber.withStream(configuration: config)
+        try await subscriber.subscribe(["wstest:stream"]).get()
+        let client = RedisClient(configuration: config)
+        for i in 0..<3 { try await client.publish(Array("s\(i)".utf8), to: "wstest:stream") }
+        let got = try await Conn.withTimeout(seconds: 5, "three messages, then the end") { () -> [String] in
+            var out: [String] = []
+            var it = messages.makeAsyncIterator()
+            while out.count < 3, let m = await it.next() { out.append(String(decoding: m.payload, as: UTF8.self)) }
+            await subscriber.close()
+            if await it.next() != nil { out.append("(more after close)") }
+            return out
+        }
+        #expect(got == ["s0", "s1", "s2"])
+        await client.close()
+
+        var unreachable = RedisConfiguration(host: "127.0.0.1", port: try ConnRefusingPort().port)
+        unreachable.minBackoff = .milliseconds(10)
+        var dropped: RedisClient? = RedisClient(configuration: unreachable)
+        let reply = dropped!.send([Array("PING".utf8)])
+        dropped = nil
+        await #expect(throws: RedisError.closed) { try await reply.get() }
+    }
+
     /// A wrong password: the client keeps retrying (slowly) and never reports connected;
     /// commands wait in the queue and fail when it is closed.
     @Test func wrongPasswordNeverConnects() async throws {
@@ -149,6 +176,47 @@ struct RedisTopicsTests {
         await a.stop()
         await b.stop()
         redis.kill()
+    }
+
+    /// Nodes in separate OS processes (this test binary started again as a node, see
+    /// TopicNodeProcess.swift): messages cross both ways; the child node killed with
+    /// SIGKILL and started again subscribes again and receives.
+    @Test func nodesInSeparateProcesses() async throws {
+        let url = try #require(RedisEnv.url)
+        let topic = "proc"
+        let a = try await TopicNode.start(redis: url, nodeID: "parent", topic: topic, clients: 3, prefix: "wsproc:")
+        for round in 0..<2 {
+            let child = try await TopicNodeChild(redis: url, nodeID: "child", topic: topic)
+            let remote = try await TopicTest.clients(3, url: "ws://127.0.0.1:\(child.port)/")
+            // The child's Redis subscription is live once a probe from here gets through.
+            var probes = 0
+            let live = await Conn.waitUntilAsync(seconds: 10) {
+                a.server.publish(topic, "probe")
+                probes += 1
+                return await Conn.waitUntil(seconds: 0.1) { remote.allSatisfy { $0.inbox.texts.contains("probe") } }
+            }
+            #expect(live, "round \(round): the child node never received from the parent")
+            await Conn.sleep(ms: 200)  // late probes
+            let base = remote.map(\.inbox.count)
+            let messages = (0..<5).map { "r\(round)-m\($0)" }
+            for m in messages { a.server.publish(topic, m) }
+            #expect(await Conn.waitUntil(seconds: 5) {
+                remote.indices.allSatisfy { remote[$0].inbox.texts.dropFirst(base[$0]) == messages[...] }
+            }, "round \(round): parent to child")
+            let localBase = a.clients.map(\.inbox.count)
+            try remote[0].ws.sendNow("publish:from-child-\(round)")
+            #expect(await Conn.waitUntil(seconds: 5) {
+                a.clients.indices.allSatisfy { a.clients[$0].inbox.texts.dropFirst(localBase[$0]) == ["from-child-\(round)"] }
+            }, "round \(round): child to parent")
+            if round == 0 {
+                child.kill()  // killed, then started again in round 1
+            } else {
+                for c in remote { try? c.ws.closeNow() }
+                await child.stop()
+                #expect(child.process.terminationStatus == 0, "the child node exits cleanly")
+            }
+        }
+        await a.stop()
     }
 
     /// Cross-node latency: publish on node A, receipt by a client of node B (median of

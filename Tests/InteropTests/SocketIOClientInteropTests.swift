@@ -91,6 +91,37 @@ struct SocketIOClientInteropTests {
         #expect(burst.map { $0.data.intValue ?? -1 } == Array(0..<60))
     }
 
+    @Test("emits from several threads while connecting and upgrading: none lost, each thread's in order")
+    func concurrentEmits() async throws {
+        guard SocketIOPeer.isAvailable else { return print("skipped:", SocketIOPeer.missing) }
+        let (server, port) = try await SocketIOPeer.server()
+        defer { server.stop() }
+        let socket = SocketIOClient(host: "127.0.0.1", port: port, options: testClientOptions())
+        let log = EventLog(socket)
+        socket.connect()
+        defer { socket.disconnect() }
+        // The threads start before the connection is up: their first emits are buffered,
+        // later ones go over polling, then over the WebSocket once upgraded.
+        let threads = 4
+        let perThread = 150
+        for t in 0..<threads {
+            Thread.detachNewThread {
+                for i in 0..<perThread {
+                    socket.emit("seq", .number(Double(t)), .number(Double(i)))
+                    if i % 10 == 9 { Thread.sleep(forTimeInterval: 0.002) }
+                }
+            }
+        }
+        try await log.wait("connect")
+        let all = try await log.wait("seq", count: threads * perThread, timeout: 30)
+        #expect(all.count == threads * perThread)
+        for t in 0..<threads {
+            let order = all.filter { $0.args.first?.intValue == t }.compactMap { $0.args.last?.intValue }
+            #expect(order == Array(0..<perThread), "thread \(t)")
+        }
+        #expect(socket.manager.transport == .websocket)
+    }
+
     @Test("acknowledgements both ways, and an ack timeout", arguments: [[SocketIOClientOptions.Transport.polling], [.websocket]])
     func acksBothWays(transports: [SocketIOClientOptions.Transport]) async throws {
         guard SocketIOPeer.isAvailable else { return print("skipped:", SocketIOPeer.missing) }

@@ -171,6 +171,41 @@ func offlineOptions() -> SocketIOClientOptions {
     }
 }
 
+@Suite struct HandlerTests {
+    @Test func onceOffAndOnAny() {
+        let handlers = EventHandlers()
+        let seen = Box<String>()
+        handlers.add("a", once: false) { seen.append("a:\($0.data)") }
+        handlers.add("a", once: true) { seen.append("once:\($0.data)") }
+        let b = handlers.add("b", once: false) { seen.append("b:\($0.data)") }
+        handlers.add(nil, once: false) { seen.append("any:\($0.name)") }
+        handlers.dispatch(SocketIOEvent(name: "a", args: [1]), includeAny: true)
+        handlers.dispatch(SocketIOEvent(name: "a", args: [2]))
+        handlers.dispatch(SocketIOEvent(name: "b", args: [3]), includeAny: true)
+        handlers.remove(b)
+        handlers.dispatch(SocketIOEvent(name: "b", args: [4]))
+        handlers.removeAll("a")
+        handlers.dispatch(SocketIOEvent(name: "a", args: [5]))
+        #expect(seen.all == ["a:1", "once:1", "any:a", "a:2", "b:3", "any:b"])
+    }
+
+    @Test func designExampleShape() {
+        // The API as ../shared/DESIGN.md shows it, without a server: emits wait in the buffer.
+        var options = offlineOptions()
+        options.auth = ["token": "t"]
+        let socket = SocketIOClient(host: "127.0.0.1", port: 9, options: options)
+        socket.on("connect") { print("Client has connected to the server") }
+        socket.on("message") { data in print("Message \(data) received from the server") }
+        socket.on("disconnect") { print("Client has disconnected") }
+        socket.emit("channel", ["hello": 1]) { ack in print(ack) }
+        #expect(socket.manager.url == "http://127.0.0.1:9")
+        #expect(socket.namespace == "/" && !socket.connected && socket.id == nil)
+        #expect(socket.bufferedEmits == 1)
+        #expect(socket.manager.socket("/") === socket)
+        #expect(SocketIOClient(host: "::1", port: 80, namespace: "chat", options: options).manager.url == "http://[::1]:80")
+    }
+}
+
 @Suite struct CodableTests {
     struct Message: Codable, Equatable {
         var user: String

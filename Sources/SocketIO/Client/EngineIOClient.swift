@@ -195,7 +195,9 @@ final class EngineIOClient: @unchecked Sendable {
     /// A transport or protocol failure.
     func fail(_ reason: String, _ detail: String) {
         guard state != .closed else { return }
-        logger.info("engine.io connection lost", metadata: ["reason": "\(reason)", "detail": "\(detail)"])
+        // While closing on our own initiative a failure only ends the close early.
+        logger.log(level: state == .closing ? .debug : .info, "engine.io connection lost",
+                   metadata: ["reason": "\(reason)", "detail": "\(detail)"])
         teardown(reason, detail)
     }
 

@@ -365,6 +365,13 @@ let fakeOpen = #"{"sid":"fake","upgrades":[],"pingInterval":25000,"pingTimeout":
         #expect(log.all("connect_error").count == 3)  // the first try and two attempts
         #expect(log.all("reconnect_attempt").map { $0.data.intValue } == [1, 2])
         #expect(log.all("connect").isEmpty)
+        // connect() after giving up starts over: one try and two more attempts.
+        socket.connect()
+        try await log.wait("reconnect_failed", count: 2)
+        #expect(log.all("connect_error").count == 6)
+        #expect(log.all("reconnect_attempt").map { $0.data.intValue } == [1, 2, 1, 2])
+        socket.disconnect()
+        #expect(!socket.active)
     }
 
     @Test func invalidURLReportsConnectError() async throws {

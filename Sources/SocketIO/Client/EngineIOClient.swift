@@ -208,15 +208,20 @@ final class EngineIOClient: @unchecked Sendable {
         pingTimer?.cancel()
         closeTimer?.cancel()
         abandonProbe()
-        getConnection?.close()
-        postConnection?.close()
-        getConnection = nil
-        postConnection = nil
+        closePolling()
         if case .websocket(let ws) = current { try? ws.close(code: 1000) }
         current = .none
         writeBuffer = []
         transportBox.withLockedValue { $0 = nil }
         events.onClose(reason, detail)
+    }
+
+    /// Closes the polling connections (forgotten first: their failing requests are ignored).
+    func closePolling() {
+        let connections = [getConnection, postConnection]
+        getConnection = nil
+        postConnection = nil
+        for connection in connections { connection?.close() }
     }
 
     /// Records the transport now in use.

@@ -58,6 +58,42 @@ struct SocketIOClientInteropTests {
         #expect(try await log.wait("hello")[0].args == [["n": 1]])
     }
 
+    @Test("https: polling over TLS, then the upgrade to wss")
+    func overTLS() async throws {
+        guard SocketIOPeer.isAvailable else { return print("skipped:", SocketIOPeer.missing) }
+        guard Openssl.path != nil else { return print("skipped: openssl not found") }
+        let (certificate, key) = try await Openssl.selfSignedCertificate()
+        let (server, port) = try await SocketIOPeer.server(tls: (certificate, key))
+        defer { server.stop() }
+        var options = testClientOptions()
+        options.tls.trustRoots = .file(certificate)
+        let socket = io("https://localhost:\(port)", options: options)
+        let log = EventLog(socket)
+        socket.connect()
+        defer { socket.disconnect() }
+        try await log.wait("connect")
+        let connect = try await server.waitFor("connect", timeout: 10) { $0.event == "connect" }
+        #expect(connect.kind == "polling")
+        socket.emit("hello", .binary([1, 2, 3]), "secure")
+        #expect(try await log.wait("hello")[0].args == [.binary([1, 2, 3]), "secure"])
+        var transport = ""
+        let deadline = Date().addingTimeInterval(10)
+        while transport != "websocket" && Date() < deadline {
+            transport = try await socket.emitWithAck("transport", timeout: .seconds(5)).first?.stringValue ?? ""
+            if transport != "websocket" { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(transport == "websocket")
+
+        // A client that does not trust the certificate does not get in.
+        var untrusting = testClientOptions()
+        untrusting.reconnection = false
+        let refused = io("https://localhost:\(port)", options: untrusting)
+        let refusedLog = EventLog(refused)
+        refused.connect()
+        let error = try await refusedLog.wait("connect_error")
+        #expect(error[0].data.stringValue?.hasPrefix("transport error") == true, "\(error[0])")
+    }
+
     @Test("events both ways", arguments: [
         [SocketIOClientOptions.Transport.polling], [.polling, .websocket], [.websocket],
     ])

@@ -58,6 +58,8 @@ final class EngineIOClient: @unchecked Sendable {
     // `upgrading` holds back POSTs until the GET and POST in flight returned.
     var probe: WebSocket?
     var upgrading = false
+    /// Keeps the client alive while it closes on its own (its owner lets go at once).
+    private var selfWhileClosing: EngineIOClient?
 
     /// The transport in use, readable from any thread (tests and diagnostics).
     private let transportBox = NIOLockedValueBox<SocketIOClientOptions.Transport?>(nil)
@@ -174,6 +176,7 @@ final class EngineIOClient: @unchecked Sendable {
         case .open:
             abandonProbe()
             state = .closing
+            selfWhileClosing = self
             writeBuffer.append(EngineIOPacket(.close))
             // Whatever is queued goes first; a stuck POST must not hold the close forever.
             closeTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { [weak self] in
@@ -214,6 +217,7 @@ final class EngineIOClient: @unchecked Sendable {
         writeBuffer = []
         transportBox.withLockedValue { $0 = nil }
         events.onClose(reason, detail)
+        selfWhileClosing = nil
     }
 
     /// Closes the polling connections (forgotten first: their failing requests are ignored).

@@ -338,6 +338,51 @@ let fakeOpen = #"{"sid":"fake","upgrades":[],"pingInterval":25000,"pingTimeout":
         await server.shutdown(deadline: .seconds(1))
     }
 
+    @Test func postsRespectMaxPayload() async throws {
+        // A polling server answering at once: the open packet (maxPayload 100), the
+        // namespace CONNECT once it was POSTed, otherwise noops. It keeps the POST bodies.
+        let posts = Box<String>()
+        let connected = NIOLockedValueBox(false)
+        let server = try await fakeEngineIOServer(open: nil, http: { request in
+            if request.method == "POST" {
+                let body = String(decoding: request.body, as: UTF8.self)
+                posts.append(body)
+                if body.hasPrefix("40") { connected.withLockedValue { $0 = true } }
+                return .text("ok")
+            }
+            if !request.query.contains("sid=") {
+                return .text(#"0{"sid":"p","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100}"#)
+            }
+            let connect = connected.withLockedValue { was in defer { was = false }; return was }
+            return .text(connect ? #"40{"sid":"ns"}"# : "6")
+        })
+        var options = offlineOptions()
+        options.transports = [.polling]
+        options.maxBufferedEmits = 100
+        let socket = io("http://127.0.0.1:\(server.port)", options: options)
+        let log = Recorder(socket)
+        // Buffered before connecting, so they leave together: 40 packets of 27 bytes.
+        for i in 0..<40 { socket.emit("e", .string(String(repeating: "x", count: 10 + i % 2))) }
+        socket.connect()
+        try await log.wait("connect")
+        let deadline = Date().addingTimeInterval(10)
+        var packets: [Substring] = []
+        while Date() < deadline {
+            packets = posts.all.flatMap { $0.split(separator: "\u{1E}") }.filter { $0.hasPrefix("42") }
+            if packets.count >= 40 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        #expect(packets.count == 40)
+        let batches = posts.all.filter { $0.contains("42[") }
+        #expect(batches.count >= 10, "40 packets of ~27 bytes need at least 10 POSTs of 100 bytes")
+        for body in posts.all {
+            #expect(body.utf8.count <= 100, "POST of \(body.utf8.count) bytes")
+            #expect(body.split(separator: "\u{1E}").count <= EngineIOClient.maxPacketsPerPost)
+        }
+        socket.disconnect()
+        await server.shutdown(deadline: .seconds(1))
+    }
+
     @Test func httpErrorIsATransportError() async throws {
         let server = try await fakeEngineIOServer(open: nil, http: { _ in .text("no", status: 503) })
         let socket = io("http://127.0.0.1:\(server.port)", options: offlineOptions())

@@ -58,6 +58,42 @@ struct SocketIOClientInteropTests {
         #expect(try await log.wait("hello")[0].args == [["n": 1]])
     }
 
+    @Test("https: polling over TLS, then the upgrade to wss")
+    func overTLS() async throws {
+        guard SocketIOPeer.isAvailable else { return print("skipped:", SocketIOPeer.missing) }
+        guard Openssl.path != nil else { return print("skipped: openssl not found") }
+        let (certificate, key) = try await Openssl.selfSignedCertificate()
+        let (server, port) = try await SocketIOPeer.server(tls: (certificate, key))
+        defer { server.stop() }
+        var options = testClientOptions()
+        options.tls.trustRoots = .file(certificate)
+        let socket = io("https://localhost:\(port)", options: options)
+        let log = EventLog(socket)
+        socket.connect()
+        defer { socket.disconnect() }
+        try await log.wait("connect")
+        let connect = try await server.waitFor("connect", timeout: 10) { $0.event == "connect" }
+        #expect(connect.kind == "polling")
+        socket.emit("hello", .binary([1, 2, 3]), "secure")
+        #expect(try await log.wait("hello")[0].args == [.binary([1, 2, 3]), "secure"])
+        var transport = ""
+        let deadline = Date().addingTimeInterval(10)
+        while transport != "websocket" && Date() < deadline {
+            transport = try await socket.emitWithAck("transport", timeout: .seconds(5)).first?.stringValue ?? ""
+            if transport != "websocket" { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(transport == "websocket")
+
+        // A client that does not trust the certificate does not get in.
+        var untrusting = testClientOptions()
+        untrusting.reconnection = false
+        let refused = io("https://localhost:\(port)", options: untrusting)
+        let refusedLog = EventLog(refused)
+        refused.connect()
+        let error = try await refusedLog.wait("connect_error")
+        #expect(error[0].data.stringValue?.hasPrefix("transport error") == true, "\(error[0])")
+    }
+
     @Test("events both ways", arguments: [
         [SocketIOClientOptions.Transport.polling], [.polling, .websocket], [.websocket],
     ])
@@ -89,6 +125,37 @@ struct SocketIOClientInteropTests {
         for i in 0..<60 { socket.emit("burst", .number(Double(i))) }
         let burst = try await log.wait("burst", count: 60)
         #expect(burst.map { $0.data.intValue ?? -1 } == Array(0..<60))
+    }
+
+    @Test("emits from several threads while connecting and upgrading: none lost, each thread's in order")
+    func concurrentEmits() async throws {
+        guard SocketIOPeer.isAvailable else { return print("skipped:", SocketIOPeer.missing) }
+        let (server, port) = try await SocketIOPeer.server()
+        defer { server.stop() }
+        let socket = SocketIOClient(host: "127.0.0.1", port: port, options: testClientOptions())
+        let log = EventLog(socket)
+        socket.connect()
+        defer { socket.disconnect() }
+        // The threads start before the connection is up: their first emits are buffered,
+        // later ones go over polling, then over the WebSocket once upgraded.
+        let threads = 4
+        let perThread = 150
+        for t in 0..<threads {
+            Thread.detachNewThread {
+                for i in 0..<perThread {
+                    socket.emit("seq", .number(Double(t)), .number(Double(i)))
+                    if i % 10 == 9 { Thread.sleep(forTimeInterval: 0.002) }
+                }
+            }
+        }
+        try await log.wait("connect")
+        let all = try await log.wait("seq", count: threads * perThread, timeout: 30)
+        #expect(all.count == threads * perThread)
+        for t in 0..<threads {
+            let order = all.filter { $0.args.first?.intValue == t }.compactMap { $0.args.last?.intValue }
+            #expect(order == Array(0..<perThread), "thread \(t)")
+        }
+        #expect(socket.manager.transport == .websocket)
     }
 
     @Test("acknowledgements both ways, and an ack timeout", arguments: [[SocketIOClientOptions.Transport.polling], [.websocket]])
@@ -281,8 +348,9 @@ struct SocketIOClientInteropTests {
         server.signal(SIGSTOP)
         let disconnect = try await log.wait("disconnect", timeout: 10)
         #expect(disconnect[0].data == "ping timeout")
-        // pingInterval + pingTimeout = 2 s after the last ping.
-        #expect(Date().timeIntervalSince(stoppedAt) < 4)
+        // pingInterval + pingTimeout = 2 s after the last ping (well before the 12 s a
+        // polling request may take, and a WebSocket would never notice by itself).
+        #expect(Date().timeIntervalSince(stoppedAt) < 6)
     }
 
     @Test("reconnects after the server restarts; buffered emits are sent after reconnecting")

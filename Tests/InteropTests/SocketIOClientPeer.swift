@@ -27,8 +27,11 @@ enum SocketIOPeer {
 
     /// Starts a python-socketio server (port 0: any free port); returns once it listens.
     static func server(port: Int = 0, pingInterval: Double = 25, pingTimeout: Double = 20,
+                       tls: (certificate: String, key: String)? = nil,
                        timeout: Double = 30) async throws -> (PythonProcess, port: Int) {
-        let config = #"{"port": \#(port), "ping_interval": \#(pingInterval), "ping_timeout": \#(pingTimeout), "limit": 120}"#
+        var config = #"{"port": \#(port), "ping_interval": \#(pingInterval), "ping_timeout": \#(pingTimeout), "limit": 120"#
+        if let tls { config += #", "certfile": "\#(tls.certificate)", "keyfile": "\#(tls.key)""# }
+        config += "}"
         let peer = try PythonProcess(arguments: [script.path, config], label: "python-socketio server")
         do {
             let listening = try await peer.waitFor("listening", timeout: timeout) { $0.event == "listening" }
@@ -144,7 +147,12 @@ async def main():
     watchdog(cfg.get("limit", 120))
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", cfg["port"], reuse_address=True)
+    ssl_context = None
+    if "certfile" in cfg:
+        import ssl
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(cfg["certfile"], cfg["keyfile"])
+    site = web.TCPSite(runner, "127.0.0.1", cfg["port"], reuse_address=True, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     report(event="listening", port=port)

@@ -171,6 +171,41 @@ func offlineOptions() -> SocketIOClientOptions {
     }
 }
 
+@Suite struct HandlerTests {
+    @Test func onceOffAndOnAny() {
+        let handlers = EventHandlers()
+        let seen = Box<String>()
+        handlers.add("a", once: false) { seen.append("a:\($0.data)") }
+        handlers.add("a", once: true) { seen.append("once:\($0.data)") }
+        let b = handlers.add("b", once: false) { seen.append("b:\($0.data)") }
+        handlers.add(nil, once: false) { seen.append("any:\($0.name)") }
+        handlers.dispatch(SocketIOEvent(name: "a", args: [1]), includeAny: true)
+        handlers.dispatch(SocketIOEvent(name: "a", args: [2]))
+        handlers.dispatch(SocketIOEvent(name: "b", args: [3]), includeAny: true)
+        handlers.remove(b)
+        handlers.dispatch(SocketIOEvent(name: "b", args: [4]))
+        handlers.removeAll("a")
+        handlers.dispatch(SocketIOEvent(name: "a", args: [5]))
+        #expect(seen.all == ["a:1", "once:1", "any:a", "a:2", "b:3", "any:b"])
+    }
+
+    @Test func designExampleShape() {
+        // The API as ../shared/DESIGN.md shows it, without a server: emits wait in the buffer.
+        var options = offlineOptions()
+        options.auth = ["token": "t"]
+        let socket = SocketIOClient(host: "127.0.0.1", port: 9, options: options)
+        socket.on("connect") { print("Client has connected to the server") }
+        socket.on("message") { data in print("Message \(data) received from the server") }
+        socket.on("disconnect") { print("Client has disconnected") }
+        socket.emit("channel", ["hello": 1]) { ack in print(ack) }
+        #expect(socket.manager.url == "http://127.0.0.1:9")
+        #expect(socket.namespace == "/" && !socket.connected && socket.id == nil)
+        #expect(socket.bufferedEmits == 1)
+        #expect(socket.manager.socket("/") === socket)
+        #expect(SocketIOClient(host: "::1", port: 80, namespace: "chat", options: options).manager.url == "http://[::1]:80")
+    }
+}
+
 @Suite struct CodableTests {
     struct Message: Codable, Equatable {
         var user: String
@@ -303,6 +338,51 @@ let fakeOpen = #"{"sid":"fake","upgrades":[],"pingInterval":25000,"pingTimeout":
         await server.shutdown(deadline: .seconds(1))
     }
 
+    @Test func postsRespectMaxPayload() async throws {
+        // A polling server answering at once: the open packet (maxPayload 100), the
+        // namespace CONNECT once it was POSTed, otherwise noops. It keeps the POST bodies.
+        let posts = Box<String>()
+        let connected = NIOLockedValueBox(false)
+        let server = try await fakeEngineIOServer(open: nil, http: { request in
+            if request.method == "POST" {
+                let body = String(decoding: request.body, as: UTF8.self)
+                posts.append(body)
+                if body.hasPrefix("40") { connected.withLockedValue { $0 = true } }
+                return .text("ok")
+            }
+            if !request.query.contains("sid=") {
+                return .text(#"0{"sid":"p","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":100}"#)
+            }
+            let connect = connected.withLockedValue { was in defer { was = false }; return was }
+            return .text(connect ? #"40{"sid":"ns"}"# : "6")
+        })
+        var options = offlineOptions()
+        options.transports = [.polling]
+        options.maxBufferedEmits = 100
+        let socket = io("http://127.0.0.1:\(server.port)", options: options)
+        let log = Recorder(socket)
+        // Buffered before connecting, so they leave together: 40 packets of 27 bytes.
+        for i in 0..<40 { socket.emit("e", .string(String(repeating: "x", count: 10 + i % 2))) }
+        socket.connect()
+        try await log.wait("connect")
+        let deadline = Date().addingTimeInterval(10)
+        var packets: [Substring] = []
+        while Date() < deadline {
+            packets = posts.all.flatMap { $0.split(separator: "\u{1E}") }.filter { $0.hasPrefix("42") }
+            if packets.count >= 40 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        #expect(packets.count == 40)
+        let batches = posts.all.filter { $0.contains("42[") }
+        #expect(batches.count >= 10, "40 packets of ~27 bytes need at least 10 POSTs of 100 bytes")
+        for body in posts.all {
+            #expect(body.utf8.count <= 100, "POST of \(body.utf8.count) bytes")
+            #expect(body.split(separator: "\u{1E}").count <= EngineIOClient.maxPacketsPerPost)
+        }
+        socket.disconnect()
+        await server.shutdown(deadline: .seconds(1))
+    }
+
     @Test func httpErrorIsATransportError() async throws {
         let server = try await fakeEngineIOServer(open: nil, http: { _ in .text("no", status: 503) })
         let socket = io("http://127.0.0.1:\(server.port)", options: offlineOptions())
@@ -330,6 +410,13 @@ let fakeOpen = #"{"sid":"fake","upgrades":[],"pingInterval":25000,"pingTimeout":
         #expect(log.all("connect_error").count == 3)  // the first try and two attempts
         #expect(log.all("reconnect_attempt").map { $0.data.intValue } == [1, 2])
         #expect(log.all("connect").isEmpty)
+        // connect() after giving up starts over: one try and two more attempts.
+        socket.connect()
+        try await log.wait("reconnect_failed", count: 2)
+        #expect(log.all("connect_error").count == 6)
+        #expect(log.all("reconnect_attempt").map { $0.data.intValue } == [1, 2, 1, 2])
+        socket.disconnect()
+        #expect(!socket.active)
     }
 
     @Test func invalidURLReportsConnectError() async throws {

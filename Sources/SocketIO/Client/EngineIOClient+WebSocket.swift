@@ -123,10 +123,7 @@ extension EngineIOClient {
             try? ws.close(code: 1000)
             return fail("transport error", "WebSocket upgrade: \(error)")
         }
-        getConnection?.close()
-        postConnection?.close()
-        getConnection = nil
-        postConnection = nil
+        closePolling()
         setTransport(.websocket(ws))
         logger.debug("engine.io upgraded to websocket")
         flush()

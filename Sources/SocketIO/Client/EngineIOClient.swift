@@ -58,6 +58,8 @@ final class EngineIOClient: @unchecked Sendable {
     // `upgrading` holds back POSTs until the GET and POST in flight returned.
     var probe: WebSocket?
     var upgrading = false
+    /// Keeps the client alive while it closes on its own (its owner lets go at once).
+    private var selfWhileClosing: EngineIOClient?
 
     /// The transport in use, readable from any thread (tests and diagnostics).
     private let transportBox = NIOLockedValueBox<SocketIOClientOptions.Transport?>(nil)
@@ -174,6 +176,7 @@ final class EngineIOClient: @unchecked Sendable {
         case .open:
             abandonProbe()
             state = .closing
+            selfWhileClosing = self
             writeBuffer.append(EngineIOPacket(.close))
             // Whatever is queued goes first; a stuck POST must not hold the close forever.
             closeTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { [weak self] in
@@ -195,7 +198,9 @@ final class EngineIOClient: @unchecked Sendable {
     /// A transport or protocol failure.
     func fail(_ reason: String, _ detail: String) {
         guard state != .closed else { return }
-        logger.info("engine.io connection lost", metadata: ["reason": "\(reason)", "detail": "\(detail)"])
+        // While closing on our own initiative a failure only ends the close early.
+        logger.log(level: state == .closing ? .debug : .info, "engine.io connection lost",
+                   metadata: ["reason": "\(reason)", "detail": "\(detail)"])
         teardown(reason, detail)
     }
 
@@ -206,15 +211,21 @@ final class EngineIOClient: @unchecked Sendable {
         pingTimer?.cancel()
         closeTimer?.cancel()
         abandonProbe()
-        getConnection?.close()
-        postConnection?.close()
-        getConnection = nil
-        postConnection = nil
+        closePolling()
         if case .websocket(let ws) = current { try? ws.close(code: 1000) }
         current = .none
         writeBuffer = []
         transportBox.withLockedValue { $0 = nil }
         events.onClose(reason, detail)
+        selfWhileClosing = nil
+    }
+
+    /// Closes the polling connections (forgotten first: their failing requests are ignored).
+    func closePolling() {
+        let connections = [getConnection, postConnection]
+        getConnection = nil
+        postConnection = nil
+        for connection in connections { connection?.close() }
     }
 
     /// Records the transport now in use.

@@ -23,6 +23,7 @@ final class EventHandlers: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
+    @discardableResult
     func add(_ event: String?, once: Bool, _ handler: @escaping @Sendable (SocketIOEvent) -> Void) -> SocketIOHandlerID {
         state.withLockedValue { state in
             state.nextID += 1

@@ -40,6 +40,11 @@ final class PollingHTTPConnection: @unchecked Sendable {
         self.connectTimeout = connectTimeout
     }
 
+    deinit {
+        // A safety net: a connection nobody uses any more must not stay open.
+        channel?.close(promise: nil)
+    }
+
     /// Sends one request and collects the response; fails on connection errors, a body
     /// over `maxBody` bytes, or no complete response within `timeout`.
     func request(method: HTTPMethod, target: String, body: String?, timeout: TimeAmount,

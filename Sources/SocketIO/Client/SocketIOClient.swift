@@ -68,13 +68,16 @@ public final class SocketIOClient: @unchecked Sendable {
 
     // MARK: Connecting
 
-    /// Connects the namespace, opening the manager's connection if needed. Does nothing
-    /// while already connected or connecting.
+    /// Connects the namespace, opening the manager's connection if needed (also after
+    /// `reconnect_failed`). Does nothing while connected, or while a connection attempt
+    /// or a reconnection delay is under way.
     public func connect() {
         manager.withLock { calls in
-            guard !isActive else { return }
-            isActive = true
-            connectSent = false
+            guard !isConnected else { return }
+            if !isActive {
+                isActive = true
+                connectSent = false
+            }
             manager.socketActivatedLocked(self, &calls)
         }
     }
@@ -85,10 +88,9 @@ public final class SocketIOClient: @unchecked Sendable {
     public func disconnect() {
         manager.withLock { calls in
             guard isActive || isConnected else { return }
-            if isConnected {
-                manager.sendLocked(SocketIOPacket(.disconnect, namespace: namespace))
-                calls.emit(handlers, "disconnect", ["io client disconnect"])
-            }
+            // A CONNECT already on its way is undone too (the server handles packets in order).
+            if isConnected || connectSent { manager.sendLocked(SocketIOPacket(.disconnect, namespace: namespace)) }
+            if isConnected { calls.emit(handlers, "disconnect", ["io client disconnect"]) }
             resetLocked(&calls)
             isActive = false
             manager.socketDeactivatedLocked(self, &calls)

@@ -19,7 +19,13 @@ final class EventHandlers: Sendable {
     private struct State {
         var entries: [Entry] = []
         var nextID = 0
+        /// Lifecycle events that found no handler, kept for one registered later.
+        var unheard: [String: SocketIOEvent] = [:]
     }
+
+    /// Events kept for a late handler: `io(url)` starts connecting at once, and a fast
+    /// server can answer before the line that registers `on("connect")`.
+    private static let kept: Set<String> = ["connect", "connect_error"]
 
     private let state = NIOLockedValueBox(State())
 
@@ -52,9 +58,19 @@ final class EventHandlers: Sendable {
                 picked.append(entry.handler)
                 return entry.once
             }
+            if picked.isEmpty && Self.kept.contains(event.name) { state.unheard[event.name] = event }
+            // A later state makes an unheard one stale.
+            if event.name == "disconnect" { state.unheard["connect"] = nil }
+            if event.name == "connect" { state.unheard["connect_error"] = nil }
             return picked
         }
         for handler in handlers { handler(event) }
+    }
+
+    /// The lifecycle event `name` that happened before any handler for it existed (taken:
+    /// it is handed out once).
+    func takeUnheard(_ name: String) -> SocketIOEvent? {
+        state.withLockedValue { $0.unheard.removeValue(forKey: name) }
     }
 }
 

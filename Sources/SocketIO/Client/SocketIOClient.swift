@@ -195,20 +195,33 @@ public final class SocketIOClient: @unchecked Sendable {
 
     /// Registers a handler for an event from the server, or a reserved event.
     @discardableResult
+    /// A `connect` or `connect_error` that happened before any handler for it was
+    /// registered reaches the first one registered (on the event loop), so handlers set
+    /// right after `io(url)` never miss a fast server.
     public func on(_ event: String, _ handler: @escaping @Sendable (SocketIOEvent) -> Void) -> SocketIOHandlerID {
-        handlers.add(event, once: false, handler)
+        deliverLate(event, after: handlers.add(event, once: false, handler))
     }
 
     /// Registers a handler that ignores the event's arguments (e.g. for `connect`).
     @discardableResult
     public func on(_ event: String, _ handler: @escaping @Sendable () -> Void) -> SocketIOHandlerID {
-        handlers.add(event, once: false) { _ in handler() }
+        deliverLate(event, after: handlers.add(event, once: false) { _ in handler() })
     }
 
     /// Registers a handler called for the next `event` only.
     @discardableResult
     public func once(_ event: String, _ handler: @escaping @Sendable (SocketIOEvent) -> Void) -> SocketIOHandlerID {
-        handlers.add(event, once: true, handler)
+        deliverLate(event, after: handlers.add(event, once: true, handler))
+    }
+
+    private func deliverLate(_ event: String, after id: SocketIOHandlerID) -> SocketIOHandlerID {
+        // Only while still true: a connect is not replayed once the socket disconnected.
+        let stillTrue = event == "connect" ? connected : !connected
+        if let late = handlers.takeUnheard(event), stillTrue {
+            let handlers = self.handlers
+            manager.eventLoop.execute { handlers.dispatch(late) }
+        }
+        return id
     }
 
     /// Registers a handler for every event from the server (not the reserved ones).

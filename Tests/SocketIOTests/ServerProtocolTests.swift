@@ -91,6 +91,8 @@ final class ProtocolTestServer: @unchecked Sendable {
         #expect(r.status == 400)
         #expect(try JSONText.parse(r.body)["code"] == 0)
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket")
+        let dog = watchdog(ws)
+        defer { dog.cancel() }
         var messages = ws.messages.makeAsyncIterator()
         guard case .text(let open)? = try await messages.next() else { throw RawHTTP.Failure(description: "no open packet") }
         #expect(open.hasPrefix("0{") && open.contains("\"upgrades\":[]"))
@@ -223,6 +225,8 @@ final class ProtocolTestServer: @unchecked Sendable {
     @Test func webSocketMessagesAboveMaxPayloadClose1009() async throws {
         let server = try await ProtocolTestServer { $0.maxPayload = 1000 }
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket")
+        let dog = watchdog(ws)
+        defer { dog.cancel() }
         var messages = ws.messages.makeAsyncIterator()
         guard case .text(let open)? = try await messages.next() else { throw RawHTTP.Failure(description: "no open packet") }
         #expect(open.hasPrefix("0{\"") && open.contains("\"upgrades\":[]"))
@@ -244,6 +248,8 @@ final class ProtocolTestServer: @unchecked Sendable {
         let held = Task.detached { try server.poll(sid) }
         try await Task.sleep(nanoseconds: 100_000_000)
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
+        let dog = watchdog(ws)
+        defer { dog.cancel() }
         var messages = ws.messages.makeAsyncIterator()
         try await ws.send("2probe")
         #expect(try await messages.next() == .text("3probe"))
@@ -268,6 +274,8 @@ final class ProtocolTestServer: @unchecked Sendable {
         _ = try server.post(sid, "40")
         _ = try server.poll(sid)
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
+        let dog = watchdog(ws)
+        defer { dog.cancel() }
         var messages = ws.messages.makeAsyncIterator()
         try await ws.send("2probe")
         #expect(try await messages.next() == .text("3probe"))
@@ -280,6 +288,8 @@ final class ProtocolTestServer: @unchecked Sendable {
     @Test func serverAcknowledgementsTimeOut() async throws {
         let server = try await ProtocolTestServer()
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket")
+        let dog = watchdog(ws)
+        defer { dog.cancel() }
         var messages = ws.messages.makeAsyncIterator()
         _ = try await messages.next()
         try await ws.send("40")
@@ -314,6 +324,15 @@ func waitFor(_ condition: () -> Bool) async throws {
     }
 }
 
+/// Closes `ws` after `seconds` unless cancelled, so a test waiting for a message that
+/// never comes fails instead of hanging.
+func watchdog(_ ws: WebSocket, seconds: UInt64 = 20) -> Task<Void, Never> {
+    Task {
+        try? await Task.sleep(nanoseconds: seconds * 1_000_000_000)
+        if !Task.isCancelled { ws.close(status: .goingAway, reason: "test watchdog") }
+    }
+}
+
 /// Waits for a WebSocket to close and returns the close code.
 func closeCode(_ ws: WebSocket) async -> UInt16 {
     let box = NIOLockedValueBox<UInt16?>(nil)
@@ -321,4 +340,18 @@ func closeCode(_ ws: WebSocket) async -> UInt16 {
     await ws.closed()
     for _ in 0..<100 where box.withLockedValue({ $0 }) == nil { try? await Task.sleep(nanoseconds: 10_000_000) }
     return box.withLockedValue { $0 } ?? 0
+}
+
+@Suite struct RedisAdapterTests {
+    /// Without a reachable Redis, attaching fails after its timeout instead of waiting
+    /// forever.
+    @Test func attachFailsWhenRedisIsUnreachable() async throws {
+        let server = try await ProtocolTestServer()
+        let start = ContinuousClock.now
+        await #expect(throws: SocketIOError.self) {
+            _ = try await SocketIORedisAdapter.attach(to: server.io, url: "redis://127.0.0.1:1/0", timeout: .milliseconds(300))
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        await server.stop()
+    }
 }

@@ -29,13 +29,33 @@ public final class SocketIORedisAdapter: @unchecked Sendable {
     private let logger: Logger
 
     /// Connects to Redis (`redis://[:password@]host:port[/db]`) and starts relaying
-    /// `server`'s broadcasts; returns once the channel subscription is confirmed.
+    /// `server`'s broadcasts; returns once the channel subscription is confirmed, or
+    /// throws `SocketIOError.transport` if Redis does not confirm it within `timeout`.
     public static func attach(to server: SocketIOServer, url: String, channel: String = "socketio",
+                              timeout: TimeAmount = .seconds(10),
                               eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> SocketIORedisAdapter {
         let configuration = try RedisConfiguration(url: url)
         let adapter = SocketIORedisAdapter(server: server, configuration: configuration, channel: channel, group: eventLoopGroup)
-        try await adapter.subscriber?.subscribe([channel]).get()
-        return adapter
+        let loop = eventLoopGroup.next()
+        let confirmed = loop.makePromise(of: Void.self)
+        let done = NIOLockedValueBox(false)
+        @Sendable func finish(_ result: Result<Void, Error>) {
+            guard !done.withLockedValue({ let was = $0; $0 = true; return was }) else { return }
+            confirmed.completeWith(result)
+        }
+        adapter.subscriber?.subscribe([channel]).whenComplete { finish($0) }
+        let timer = loop.scheduleTask(in: timeout) {
+            finish(.failure(SocketIOError.transport("Redis at \(configuration.host):\(configuration.port) did not confirm the subscription within \(timeout)")))
+        }
+        do {
+            try await confirmed.futureResult.get()
+            timer.cancel()
+            return adapter
+        } catch {
+            timer.cancel()
+            await adapter.close()
+            throw error
+        }
     }
 
     private init(server: SocketIOServer, configuration: RedisConfiguration, channel: String, group: EventLoopGroup) {

@@ -28,8 +28,9 @@ public final class SocketIOServer: @unchecked Sendable {
         self.configuration = configuration
         self.engine = EngineIOServer(config: configuration)
         namespaces["/"] = SocketIONamespace(name: "/", relay: relay)
-        engine.onSession = { [weak self] session in
-            guard let self else { return }
+        // Strong on purpose: the mount is permanent, so the WebSocketServer's route keeps
+        // this object alive even if the caller drops its reference.
+        engine.onSession = { [self] session in
             let connection = SocketIOServerConnection(session: session, server: self)
             self.lock.withLock { self.connections[ObjectIdentifier(connection)] = connection }
             connection.start()

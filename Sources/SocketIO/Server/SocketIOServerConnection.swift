@@ -5,7 +5,8 @@ import NIOCore
 /// namespaces on CONNECT, and routes events and acks to the namespace sockets.
 final class SocketIOServerConnection: @unchecked Sendable {
     let session: EngineIOSession
-    private unowned let server: SocketIOServer
+    /// Strong: a server with clients stays alive (the reference ends when they leave).
+    private let server: SocketIOServer
     private let lock = NIOLock()
     private var reader: SocketIOPacketReader
     private var sockets: [String: SocketIOSocket] = [:]

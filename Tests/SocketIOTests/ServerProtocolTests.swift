@@ -43,6 +43,14 @@ final class ProtocolTestServer: @unchecked Sendable {
         return (sid, open, r)
     }
 
+    /// A polling session that joined "/" (CONNECT sent, its answer polled): the sid.
+    func joinedSession() throws -> String {
+        let (sid, _, _) = try handshake()
+        _ = try post(sid, "40")
+        _ = try poll(sid)
+        return sid
+    }
+
     func poll(_ sid: String) throws -> RawHTTP.Response {
         try RawHTTP.request(port: port, path: "/socket.io/?EIO=4&transport=polling&sid=\(sid)")
     }
@@ -121,9 +129,7 @@ final class ProtocolTestServer: @unchecked Sendable {
 
     @Test func heldPollIsAnsweredWhenAnEventArrives() async throws {
         let server = try await ProtocolTestServer()
-        let (sid, _, _) = try server.handshake()
-        _ = try server.post(sid, "40")
-        _ = try server.poll(sid)
+        let sid = try server.joinedSession()
         let poll = Task.detached { try server.poll(sid) }
         try await Task.sleep(nanoseconds: 200_000_000)
         server.io.emit("news", "late")
@@ -137,9 +143,7 @@ final class ProtocolTestServer: @unchecked Sendable {
         let bodies = ["9zz", "4", "42[\"unterminated\"", "452-[\"x\",{\"_placeholder\":true,\"num\":7}]\u{1E}bAA==\u{1E}bAA==",
                       "42" + String(repeating: "[", count: 5000), "b!!!", "40\u{1E}", "4\u{FFFD}"]
         for body in bodies {
-            let (sid, _, _) = try server.handshake()
-            _ = try server.post(sid, "40")
-            _ = try server.poll(sid)
+            let sid = try server.joinedSession()
             let r = try server.post(sid, body)
             #expect(r.status == 400 || r.status == 200, "\(body.prefix(40))")
             // The session is gone (or answers only its close packet).
@@ -155,9 +159,7 @@ final class ProtocolTestServer: @unchecked Sendable {
 
     @Test func oversizedPollingBodyGets413AndClosesTheSession() async throws {
         let server = try await ProtocolTestServer { $0.maxPayload = 1000 }
-        let (sid, _, _) = try server.handshake()
-        _ = try server.post(sid, "40")
-        _ = try server.poll(sid)
+        let sid = try server.joinedSession()
         let big = "42[\"x\",\"" + String(repeating: "a", count: 2000) + "\"]"
         #expect(try server.post(sid, big).status == 413)
         #expect(try server.poll(sid).status == 400)
@@ -192,9 +194,7 @@ final class ProtocolTestServer: @unchecked Sendable {
 
     @Test func overlappingPollsCloseTheSession() async throws {
         let server = try await ProtocolTestServer()
-        let (sid, _, _) = try server.handshake()
-        _ = try server.post(sid, "40")
-        _ = try server.poll(sid)
+        let sid = try server.joinedSession()
         let first = Task.detached { try server.poll(sid) }
         try await Task.sleep(nanoseconds: 200_000_000)
         #expect(try server.poll(sid).status == 400)
@@ -242,9 +242,7 @@ final class ProtocolTestServer: @unchecked Sendable {
 
     @Test func upgradeFromPollingToWebSocket() async throws {
         let server = try await ProtocolTestServer()
-        let (sid, _, _) = try server.handshake()
-        _ = try server.post(sid, "40")
-        _ = try server.poll(sid)
+        let sid = try server.joinedSession()
         let held = Task.detached { try server.poll(sid) }
         try await Task.sleep(nanoseconds: 100_000_000)
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
@@ -270,9 +268,7 @@ final class ProtocolTestServer: @unchecked Sendable {
 
     @Test func probeWithoutUpgradeTimesOutAndPollingGoesOn() async throws {
         let server = try await ProtocolTestServer { $0.upgradeTimeout = .milliseconds(300) }
-        let (sid, _, _) = try server.handshake()
-        _ = try server.post(sid, "40")
-        _ = try server.poll(sid)
+        let sid = try server.joinedSession()
         let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/socket.io/?EIO=4&transport=websocket&sid=\(sid)")
         let dog = watchdog(ws)
         defer { dog.cancel() }

@@ -130,11 +130,12 @@ public final class SocketIORedisAdapter: @unchecked Sendable {
             var broadcast = SocketIOBroadcast(namespace: namespace)
             broadcast.rooms = Set(Self.strings(message["room"]))
             broadcast.except = Set(Self.strings(message["except_rooms"]))
-            let skipped = Self.strings(message["skip_sid"])
-            // Deliver to this node's sockets only: relaying it again would loop.
-            for socket in broadcast.sockets where !skipped.contains(socket.id) {
-                socket.sendEncoded(SocketIOPacket(.event, namespace: namespaceName, data: .array([.string(event)] + args)).engineIOPackets())
-            }
+            let skipped = Set(Self.strings(message["skip_sid"]))
+            // Deliver to this node's sockets only (relaying it again would loop), encoded once.
+            let targets = broadcast.sockets.filter { !skipped.contains($0.id) }
+            guard !targets.isEmpty else { return }
+            let packets = SocketIOPacket(.event, namespace: namespaceName, data: .array([.string(event)] + args)).engineIOPackets()
+            for socket in targets { socket.sendEncoded(packets) }
         case "enter_room", "leave_room":
             guard let sid = message["sid"]?.stringValue, let room = message["room"]?.stringValue,
                   namespace.socket(id: sid) != nil else { return }
